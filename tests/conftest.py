@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from natsserver import NatsServer, nats_url_for_session  # noqa: E402
-from stack import Proc, start_gateway, start_ingestor  # noqa: E402
+from natsserver import NatsServer, nats_url_for_session
+from stack import Proc, start_gateway, start_ingestor
 
 
 @pytest.fixture(scope="session")

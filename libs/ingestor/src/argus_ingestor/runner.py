@@ -161,7 +161,7 @@ class Runner:
             subject = subjects.data(Stream(str(etype), ev.symbol, period))
             try:
                 await nc.publish(subject, encode_event(ev))
-            except Exception as e:  # noqa: BLE001 - buffer full while NATS is away: the seq hole tells
+            except Exception as e:
                 self.metrics.publish_errors.inc()
                 log.debug("publish failed", extra={"subject": subject, "error": repr(e)})
                 continue

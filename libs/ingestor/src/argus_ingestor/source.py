@@ -28,7 +28,7 @@ from argus_protocol import Event, Stream
 class WantedSet:
     """The streams a source should provide, indexed for the questions sources ask."""
 
-    __slots__ = ("streams", "by_symbol")
+    __slots__ = ("by_symbol", "streams")
 
     def __init__(self, streams: Iterable[Stream] = ()) -> None:
         self.streams: frozenset[Stream] = frozenset(streams)

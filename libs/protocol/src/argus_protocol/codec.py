@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 import msgspec
@@ -55,9 +55,9 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def iso_from_us(ts_us: int, tz: timezone = timezone.utc) -> str:
+def iso_from_us(ts_us: int, tz: timezone = UTC) -> str:
     return datetime.fromtimestamp(ts_us / 1e6, tz).isoformat(timespec="milliseconds")
 
 
 def iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

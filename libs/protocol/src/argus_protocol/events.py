@@ -7,7 +7,7 @@ reshaping. `gc=False`: these are created per message on the hot path and never f
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import msgspec
 
@@ -86,7 +86,7 @@ class TradeEvent(_Event, tag="trade"):
     trade: Trade
 
 
-Event = Union[QuoteEvent, TickEvent, KlineEvent, TradeEvent]
+Event = QuoteEvent | TickEvent | KlineEvent | TradeEvent
 
 
 def event_period(event: Event) -> str:

@@ -150,17 +150,17 @@ class Envelope(msgspec.Struct, omit_defaults=True):
 
 
 __all__ = [
+    "CLIENT_TYPES",
+    "KNOWN_CLIENT_TYPES",
     "PROTOCOL_VERSION",
     "Auth",
     "Authenticated",
-    "CLIENT_TYPES",
     "ClientEnvelope",
     "Envelope",
     "Error",
     "Event",
     "Gap",
     "Heartbeat",
-    "KNOWN_CLIENT_TYPES",
     "Limits",
     "Rejected",
     "ServerHeartbeat",

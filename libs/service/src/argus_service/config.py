@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     host: str = "0.0.0.0"
     port: int = 8765

@@ -68,7 +68,7 @@ async def connect_nats(
             nc = await nats.connect(**options)
             log.info("nats connected", extra={"url": nc.connected_url.netloc if nc.connected_url else cfg.url})
             return nc
-        except Exception as e:  # noqa: BLE001 - any failure to connect is retried
+        except Exception as e:
             if stop is not None and stop.is_set():
                 raise
             log.warning("nats connect failed, retrying", extra={"url": cfg.url, "error": repr(e), "retry_in": round(delay, 2)})

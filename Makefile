@@ -1,0 +1,41 @@
+# Two commands: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Every library and service is its own package; libraries first so services resolve them.
+PACKAGES := $(sort $(dir $(wildcard libs/*/pyproject.toml))) $(sort $(dir $(wildcard services/*/pyproject.toml)))
+
+# Variables that pass through to the stack: make run MOCK_RATE=10 MOCK_UNIVERSE=1000 DATASOURCE_TYPE=tdx
+export MOCK_RATE MOCK_UNIVERSE MOCK_SEED MOCK_SCHEDULE DATASOURCE_TYPE NATS_URL NATS_PORT WEBSOCKET_PORT METRICS_PORT LOG_LEVEL ENABLE_AUTH
+
+.PHONY: run test bench lint format install clean
+
+install: $(STAMP)
+
+$(STAMP): requirements-dev.txt $(addsuffix pyproject.toml,$(PACKAGES))
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python scripts/run_local_stack.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/protocol/src libs/service/src libs/ingestor/src
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .run logs

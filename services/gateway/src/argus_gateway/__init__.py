@@ -1,0 +1,1 @@
+"""Argus WebSocket gateway."""

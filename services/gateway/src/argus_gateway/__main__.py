@@ -1,0 +1,81 @@
+"""`argus-gateway`: config layers, logging, ops endpoint, the gateway, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from argus_service.config import ConfigError, common_arguments, load_config
+from argus_service.health import OpsServer
+from argus_service.logs import setup_logging
+from argus_service.process import install_stop_signals, run
+from prometheus_client import CollectorRegistry
+
+from .gateway import Gateway
+
+log = logging.getLogger("argus.gateway")
+
+FLAG_KEYS = {
+    "max_connections": "server.max_connections",
+    "max_subscriptions": "server.max_subscriptions_per_client",
+    "slow_consumer": "server.slow_consumer",
+    "outbox_bytes": "server.outbox_bytes",
+    "enable_auth": "security.enable_auth",
+    "heartbeat_interval": "server.heartbeat_interval",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="argus-gateway", description="Argus WebSocket market-data gateway")
+    common_arguments(p)
+    p.add_argument("--max-connections", type=int, help="server.max_connections")
+    p.add_argument("--max-subscriptions", type=int, help="server.max_subscriptions_per_client")
+    p.add_argument("--slow-consumer", choices=["gap", "close"], help="server.slow_consumer")
+    p.add_argument("--outbox-bytes", type=int, help="server.outbox_bytes")
+    p.add_argument("--heartbeat-interval", type=float, help="server.heartbeat_interval")
+    p.add_argument("--enable-auth", action="store_true", default=None, help="security.enable_auth")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args, os.environ, FLAG_KEYS)
+    except ConfigError as e:
+        print(f"argus-gateway: {e}", file=sys.stderr)
+        return 2
+    lc = cfg.logging
+    setup_logging("gateway", lc.level, lc.file, lc.max_bytes, lc.backup_count, lc.format)
+
+    async def amain() -> int:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        registry = CollectorRegistry()
+        gateway = Gateway(cfg, registry)
+        ops = OpsServer(registry, gateway.ready)
+        if cfg.metrics.enabled:
+            await ops.start(cfg.metrics.host, cfg.metrics.port)
+        try:
+            await gateway.start(stop)
+        except ConnectionError:
+            await ops.stop()
+            return 0
+        except OSError as e:
+            log.error("cannot listen", extra={"host": cfg.server.host, "port": cfg.server.port, "error": str(e)})
+            await ops.stop()
+            return 1
+        await stop.wait()
+        await gateway.drain()
+        await gateway.stop()
+        await ops.stop()
+        return 0
+
+    return run(amain)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

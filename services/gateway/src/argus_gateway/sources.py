@@ -1,0 +1,81 @@
+"""What the gateway knows of each source's health, from `argus.status.*` and its heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import msgspec
+from argus_protocol import SourceStatus, iso_now
+
+log = logging.getLogger("argus.sources")
+
+_dec = msgspec.msgpack.Decoder(SourceStatus)
+
+MISSED_BEATS = 3  # heartbeats a source may miss before the gateway calls it down
+
+
+class SourceTracker:
+    """Keeps the newest status per source and per (source, symbol); detects silent sources."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.overall: dict[str, SourceStatus] = {}
+        self.symbols: dict[tuple[str, str], SourceStatus] = {}
+        self._heard: dict[str, tuple[float, float]] = {}  # source -> (last heard, interval)
+        self._silent: set[str] = set()
+
+    def receive(self, payload: bytes) -> SourceStatus | None:
+        """Take one status message; returns it when clients should hear of it (a change)."""
+        try:
+            st = _dec.decode(payload)
+        except msgspec.MsgspecError:
+            log.warning("undecodable source status")
+            return None
+        self._heard[st.source] = (self._clock(), st.interval)
+        was_silent = st.source in self._silent
+        self._silent.discard(st.source)
+        if st.symbol:
+            key = (st.source, st.symbol)
+            prev = self.symbols.get(key)
+            if st.state == "live":
+                self.symbols.pop(key, None)
+                return st if prev is not None else None
+            self.symbols[key] = st
+            return st if prev is None or prev.state != st.state or prev.reason != st.reason else None
+        prev = self.overall.get(st.source)
+        self.overall[st.source] = st
+        if was_silent or prev is None:
+            return st if (was_silent or st.state != "live") else None
+        return st if prev.state != st.state or prev.reason != st.reason else None
+
+    def check_silence(self) -> list[SourceStatus]:
+        """Sources whose heartbeat stopped: a synthesized `down` for each, once."""
+        now = self._clock()
+        out = []
+        for source, (heard, interval) in self._heard.items():
+            if source in self._silent or now - heard <= MISSED_BEATS * interval:
+                continue
+            self._silent.add(source)
+            st = SourceStatus(
+                source=source,
+                state="down",
+                since=iso_now(),
+                reason=f"no heartbeat from source for {now - heard:.0f}s",
+                interval=interval,
+            )
+            self.overall[source] = st
+            log.warning("source silent", extra={"source": source, "silent_for": round(now - heard, 1)})
+            out.append(st)
+        return out
+
+    @property
+    def silent(self) -> int:
+        return len(self._silent)
+
+    def not_live(self) -> list[SourceStatus]:
+        return [s for s in self.overall.values() if s.state != "live"]
+
+    def for_symbol(self, symbol: str) -> list[SourceStatus]:
+        return [s for (_, sym), s in self.symbols.items() if sym == symbol]

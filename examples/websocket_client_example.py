@@ -42,12 +42,12 @@ def describe(msg: dict[str, Any]) -> str:
     return f"DATA {kind:<5} {data.get('symbol')} seq={data.get('seq')}{snap} {text}"
 
 
-async def demo(url: str, symbols: list[str], per_type: int, timeout: float) -> int:
+async def demo(url: str, symbols: list[str], per_type: int, wait_seconds: float) -> int:
     seen: Counter[str] = Counter()
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         await ws.send_json({"type": "SUBSCRIBE", "id": 1, "data": {"symbols": symbols, "data_types": DATA_TYPES, "periods": ["1m"]}})
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + wait_seconds
         while any(seen[t] < per_type for t in DATA_TYPES) and loop.time() < deadline:
             try:
                 msg = await ws.receive_json(timeout=max(0.1, deadline - loop.time()))
@@ -69,7 +69,7 @@ async def demo(url: str, symbols: list[str], per_type: int, timeout: float) -> i
                 break
     missing = [t for t in DATA_TYPES if seen[t] == 0]
     if missing:
-        print(f"no data within {timeout:g}s for: {', '.join(missing)}", file=sys.stderr)
+        print(f"no data within {wait_seconds:g}s for: {', '.join(missing)}", file=sys.stderr)
         return 1
     return 0
 

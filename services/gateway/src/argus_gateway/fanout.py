@@ -32,7 +32,7 @@ _TAIL = b'"}'
 
 
 class Topic:
-    __slots__ = ("key", "last_raw", "last_seq", "ready", "sessions", "stream", "sub", "subject")
+    __slots__ = ("key", "last_raw", "last_seq", "live", "ready", "sessions", "stream", "sub", "subject")
 
     def __init__(self, subject: str, stream: Stream) -> None:
         self.subject = subject
@@ -42,6 +42,7 @@ class Topic:
         self.sub: Any = None
         self.last_seq = 0
         self.last_raw: bytes | None = None
+        self.live = 0  # live events dispatched; tells a pending snapshot it has been overtaken
         self.ready: asyncio.Future[bool] | None = None
 
 
@@ -173,6 +174,7 @@ class Hub:
             # seq < last: the ingestor restarted and its sequence began again; take it as is.
         topic.last_seq = seq
         topic.last_raw = raw
+        topic.live += 1
         ts = self.clock.now()
         text = binary = None
         for s in topic.sessions:
@@ -252,20 +254,21 @@ class Hub:
         return ws_frame(encode_msgpack(env) if s.binary else encode_json(env), s.binary)
 
     # ---------------------------------------------------------------- snapshots
-    async def stored_value(self, topic: Topic) -> bytes | None:
-        """The newest event of a new subject from JetStream (None if there is none or it is
-        older than what already arrived live)."""
-        if not self.snapshot_stream:
-            return None
+    async def load_stored(self, topic: Topic) -> None:
+        """Fill a topic's last value from JetStream when nothing live has arrived yet."""
+        if not self.snapshot_stream or topic.last_raw is not None:
+            return
         if topic.ready is not None:
             await topic.ready  # our SUB precedes the lookup, so nothing newer slips between
         try:
             msg = await self.nc.jetstream().get_last_msg(self.snapshot_stream, topic.subject, direct=True)
-        except Exception:
-            return None
-        if msg.data is None or topic.last_raw is not None:
-            return None
-        return msg.data
+            seq = decode_event(msg.data).seq if msg.data else 0
+        except Exception:  # noqa: BLE001 - no message yet, no stream, JetStream away, or garbage
+            return
+        if topic.last_raw is None and seq and self.topics.get(topic.subject) is topic:
+            # Later joiners get it from memory; a hole up to the first live event becomes a GAP.
+            topic.last_raw = msg.data
+            topic.last_seq = seq
 
     def detach(self, session: Session) -> None:
         session.closed = True

@@ -446,21 +446,24 @@ class Gateway:
                 session.send(self._status_envelope(st))
         if req.snapshot or req.resume:
             resume = req.resume or {}
+            stored = fresh
             for topic in known:
                 if topic.last_raw is not None:
                     self._send_snapshot(session, topic, topic.last_raw, resume.get(topic.key))
-            if fresh:
-                self._spawn(self._snapshots_from_store(session, fresh, resume))
+                else:
+                    stored.append(topic)  # held here but nothing live yet: ask the store too
+            if stored:
+                self._spawn(self._snapshots_from_store(session, stored, resume))
 
     async def _snapshots_from_store(self, session: Session, topics: list[Topic], resume: dict[str, int]) -> None:
         hub = self.hub
         assert hub is not None
-        values = await asyncio.gather(*(hub.stored_value(t) for t in topics), return_exceptions=True)
-        for topic, raw in zip(topics, values, strict=True):
-            if not isinstance(raw, bytes) or session.closed or topic.stream not in session.streams:
-                continue
-            if topic.last_raw is not None:
-                continue  # live data already reached this session
+        live_before = [t.live for t in topics]
+        await asyncio.gather(*(hub.load_stored(t) for t in topics), return_exceptions=True)
+        for topic, live in zip(topics, live_before, strict=True):
+            raw = topic.last_raw
+            if raw is None or topic.live != live or session.closed or topic.stream not in session.streams:
+                continue  # nothing stored, or live data already reached this session
             self._send_snapshot(session, topic, raw, resume.get(topic.key))
 
     def _send_snapshot(self, session: Session, topic: Topic, raw: bytes, last_seen: int | None) -> None:

@@ -121,6 +121,7 @@ class StalledClient:
             head += chunk
         assert b" 101 " in head.split(b"\r\n")[0], head
         self.buf = b""
+        self.close_code: int | None = None
 
     def send_text(self, text: str) -> None:
         payload = text.encode()
@@ -153,6 +154,8 @@ class StalledClient:
                 break
             if buf[0] & 0x0F == 1:
                 out.append(json.loads(buf[off : off + n]))
+            elif buf[0] & 0x0F == 8 and n >= 2:
+                self.close_code = int.from_bytes(buf[off : off + 2], "big")
             buf = buf[off + n :]
         self.buf = buf
         return out

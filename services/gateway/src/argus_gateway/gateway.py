@@ -242,6 +242,8 @@ class Gateway:
             session.grant = grant
             log.info("connected", extra={"session": session.id, "remote": session.remote, "encoding": encoding, "subject": grant.subject})
             reason = await self._read_loop(session, ws)
+            if ws.close_code == CloseCode.SLOW_CONSUMER:
+                reason = "slow consumer"
         except Exception:
             log.exception("session failed", extra={"session": session.id})
             reason = "internal error"
@@ -539,16 +541,20 @@ class Gateway:
         session.closed = True
         if ws is not None and not ws.closed:
             with contextlib.suppress(Exception):
-                await ws.close(code=code, message=reason.encode()[:120])
+                # No drain: a client that stopped reading would hold us forever; the socket
+                # still sends what is buffered, then the close frame, as the client reads.
+                await ws.close(code=code, message=reason.encode()[:120], drain=False)
 
     def _on_slow(self, session: Session) -> None:
         if session.closed:
             return
         log.warning("slow consumer closed", extra={"session": session.id, "remote": session.remote})
-        self.metrics.disconnects.labels("slow consumer").inc()
+        # Queued frames would only delay the close; the ERROR says they were not delivered.
+        session.discard_pending()
         self._error(session, ErrorCode.SLOW_CONSUMER, f"outbox exceeded {session.outbox_bytes} bytes; closing")
+        session.write_now()
+        session.closed = True  # nothing more queues for it
         self._spawn(self._close(session, CloseCode.SLOW_CONSUMER, "slow consumer"))
-        session.closed = True
 
     # ------------------------------------------------------------------ status and heartbeats
     def _status_envelope(self, st: SourceStatus) -> Envelope:

@@ -168,6 +168,9 @@ class Session:
             t.writelines(self.pending)
         self._clear()
 
+    def discard_pending(self) -> None:
+        self._clear()
+
     def _clear(self) -> None:
         self.pending = []
         self.size = 0

@@ -45,7 +45,9 @@ def describe(msg: dict[str, Any]) -> str:
 async def demo(url: str, symbols: list[str], per_type: int, wait_seconds: float) -> int:
     seen: Counter[str] = Counter()
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await ws.send_json({"type": "SUBSCRIBE", "id": 1, "data": {"symbols": symbols, "data_types": DATA_TYPES, "periods": ["1m"]}})
+        await ws.send_json(
+            {"type": "SUBSCRIBE", "id": 1, "data": {"symbols": symbols, "data_types": DATA_TYPES, "periods": ["1m"]}}
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while any(seen[t] < per_type for t in DATA_TYPES) and loop.time() < deadline:

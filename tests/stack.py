@@ -43,15 +43,21 @@ class Proc:
         return self.proc.returncode
 
 
-def start_gateway(nats_url: str, log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[Proc, int, int]:
+def start_gateway(
+    nats_url: str, log_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Proc, int, int]:
     """Returns (process, websocket port, metrics port) once both ports accept connections."""
     port, mport = free_port(), free_port()
     argv = [
         str(BIN / "argus-gateway"),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--metrics-port", str(mport),
-        "--nats-url", nats_url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(mport),
+        "--nats-url",
+        nats_url,
         *extra,
     ]
     env = {"LOG_FILE": str(log_dir / f"gateway-{port}.jsonl"), **(env or {})}
@@ -65,7 +71,9 @@ def start_gateway(nats_url: str, log_dir: Path, *extra: str, env: dict[str, str]
     return p, port, mport
 
 
-def start_ingestor(source: str, nats_url: str, log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[Proc, int]:
+def start_ingestor(
+    source: str, nats_url: str, log_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Proc, int]:
     """Returns (process, metrics port) once the metrics port accepts connections."""
     mport = free_port()
     argv = [str(BIN / f"argus-ingestor-{source}"), "--metrics-port", str(mport), "--nats-url", nats_url, *extra]

@@ -92,7 +92,12 @@ class Client:
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             msg = await self.ws.receive(timeout=max(0.01, deadline - loop.time()))
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
                 return self.ws.close_code
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self.seen.append(json.loads(msg.data))

@@ -61,7 +61,9 @@ async def test_bad_symbols_and_types_are_rejected_per_item(gateway, nc: NATS) ->
     good = unique_symbol()
     c = await Client.connect(port)
     bad = ["000001", "quote.>.SZ", "*.SZ", "000001.XX", "", " 000001.SZ", 5]
-    await c.send("SUBSCRIBE", {"symbols": [good, *bad], "data_types": ["quote", "depth", "kline"], "periods": ["1m", "7m"]}, id=3)
+    await c.send(
+        "SUBSCRIBE", {"symbols": [good, *bad], "data_types": ["quote", "depth", "kline"], "periods": ["1m", "7m"]}, id=3
+    )
     ack = await c.expect("SUBSCRIBED")
     assert sorted(ack["data"]["added"]) == [f"kline:{good}:1m", f"quote:{good}"]
     codes = [r["code"] for r in ack["data"]["rejected"]]

@@ -79,7 +79,9 @@ async def test_source_status_reaches_the_right_clients_and_silence_means_down(ga
     await a.subscribe([sym])
     await b.subscribe([other])
     await publish_status(nc, SourceStatus(source=src, state="live", since=iso_now(), interval=0.5))
-    await publish_status(nc, SourceStatus(source=src, state="halted", since=iso_now(), symbol=sym, reason="suspended", interval=0.5))
+    await publish_status(
+        nc, SourceStatus(source=src, state="halted", since=iso_now(), symbol=sym, reason="suspended", interval=0.5)
+    )
     st = await a.expect("STATUS", symbol=sym)
     assert st["data"]["state"] == "halted" and st["data"]["source"] == src and st["data"]["reason"] == "suspended"
     # a later subscriber to the halted symbol learns it at once
@@ -87,7 +89,9 @@ async def test_source_status_reaches_the_right_clients_and_silence_means_down(ga
     await c.subscribe([sym])
     assert (await c.expect("STATUS", symbol=sym))["data"]["state"] == "halted"
     # source-wide change: every subscribed client hears it
-    await publish_status(nc, SourceStatus(source=src, state="stale", since=iso_now(), reason="no data for 30s", interval=0.5))
+    await publish_status(
+        nc, SourceStatus(source=src, state="stale", since=iso_now(), reason="no data for 30s", interval=0.5)
+    )
     for x in (a, b, c):
         st = await x.expect("STATUS", source=src, state="stale")
         assert "symbol" not in st["data"]

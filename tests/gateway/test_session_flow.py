@@ -211,7 +211,9 @@ async def test_metrics_health_and_readiness(gateway, nc: NATS) -> None:
             assert r.status == 200 and (await r.json())["status"] == "ready"
         async with http.get(f"http://127.0.0.1:{mport}/metrics") as r:
             text = await r.text()
-    metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and not line.startswith("#")}
+    metrics = {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and not line.startswith("#")
+    }
     assert metrics["websocket_connections_total"] >= 1
     assert metrics["websocket_active_connections"] == 1
     assert metrics["websocket_active_subscriptions"] == 1

@@ -38,11 +38,17 @@ async def publish_burst(nc: NATS, sym: str) -> None:
     await nc.flush()
 
 
-async def test_stalled_client_gets_gaps_and_newest_quote_while_healthy_client_gets_everything(gateway, nc: NATS, tmp_path: Path) -> None:
+async def test_stalled_client_gets_gaps_and_newest_quote_while_healthy_client_gets_everything(
+    gateway, nc: NATS, tmp_path: Path
+) -> None:
     port, mport = gateway("--config", small_bounds(tmp_path, "gap"))
     sym = unique_symbol("S")
     stalled = StalledClient(port)
-    stalled.send_text(json.dumps({"type": "SUBSCRIBE", "data": {"symbols": [sym], "data_types": ["trade", "quote"], "snapshot": False}}))
+    stalled.send_text(
+        json.dumps(
+            {"type": "SUBSCRIBE", "data": {"symbols": [sym], "data_types": ["trade", "quote"], "snapshot": False}}
+        )
+    )
     healthy = await Client.connect(port)
     await healthy.subscribe([sym], ["trade", "quote"], snapshot=False)
     await nc.flush()
@@ -78,7 +84,9 @@ async def test_close_policy_disconnects_the_stalled_client_with_4008(gateway, nc
     port, _ = gateway("--config", small_bounds(tmp_path, "close"))
     sym = unique_symbol("C")
     stalled = StalledClient(port)
-    stalled.send_text(json.dumps({"type": "SUBSCRIBE", "data": {"symbols": [sym], "data_types": ["trade"], "snapshot": False}}))
+    stalled.send_text(
+        json.dumps({"type": "SUBSCRIBE", "data": {"symbols": [sym], "data_types": ["trade"], "snapshot": False}})
+    )
     healthy = await Client.connect(port)
     await healthy.subscribe([sym], ["trade"], snapshot=False)
     await nc.flush()

@@ -60,7 +60,9 @@ def test_event_json_is_the_data_of_a_client_DATA_message() -> None:
 
 
 def test_kline_and_trade_stream_keys() -> None:
-    k = KlineEvent(symbol="600000.SH", kline=Kline("5m", "2024-01-01T09:30:00+08:00", 1, 2, 0.5, 1.5, 100, 150.0, False))
+    k = KlineEvent(
+        symbol="600000.SH", kline=Kline("5m", "2024-01-01T09:30:00+08:00", 1, 2, 0.5, 1.5, 100, 150.0, False)
+    )
     t = TradeEvent(symbol="600000.SH", trade=Trade("2024-01-01T09:30:01+08:00", 1.5, 100, "B", "t1"))
     assert stream_key(decode_event(encode_event(k))) == "kline:600000.SH:5m"
     assert stream_key(decode_event(encode_event(t))) == "trade:600000.SH"

@@ -14,7 +14,10 @@ codes = st.text(alphabet=CODE_CHARS, min_size=1, max_size=32)
 markets = st.sampled_from(sorted(MARKETS))
 
 
-@pytest.mark.parametrize("symbol", ["000001.SZ", "600000.SH", "430047.BJ", "00700.HK", "AAPL.US", "BRK-B.US", "IF2412.IF", "rb2501.SF", "GSPC.IDX"])
+@pytest.mark.parametrize(
+    "symbol",
+    ["000001.SZ", "600000.SH", "430047.BJ", "00700.HK", "AAPL.US", "BRK-B.US", "IF2412.IF", "rb2501.SF", "GSPC.IDX"],
+)
 def test_canonical_symbols_pass(symbol: str) -> None:
     code, market = parse_symbol(symbol)
     assert f"{code}.{market}" == symbol
@@ -22,7 +25,27 @@ def test_canonical_symbols_pass(symbol: str) -> None:
 
 @pytest.mark.parametrize(
     "symbol",
-    ["", "000001", "000001.", ".SZ", "000001.sz", "000001.XX", "0000 1.SZ", "*.SZ", ">.SZ", "000001.SZ.SZ", "a.b.SZ", "000001.S*", "x" * 33 + ".SZ", "000001.SZ ", "\t.SZ", "宁德.SZ", None, 123, ["000001.SZ"]],
+    [
+        "",
+        "000001",
+        "000001.",
+        ".SZ",
+        "000001.sz",
+        "000001.XX",
+        "0000 1.SZ",
+        "*.SZ",
+        ">.SZ",
+        "000001.SZ.SZ",
+        "a.b.SZ",
+        "000001.S*",
+        "x" * 33 + ".SZ",
+        "000001.SZ ",
+        "\t.SZ",
+        "宁德.SZ",
+        None,
+        123,
+        ["000001.SZ"],
+    ],
 )
 def test_bad_symbols_are_refused(symbol: object) -> None:
     with pytest.raises(InvalidSymbol):

@@ -25,7 +25,9 @@ def test_defaults_match_the_original_ports() -> None:
 
 
 def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, "server:\n  port: 7001\n  host: 10.0.0.1\n  max_connections: 5\nlogging:\n  level: WARNING\n")
+    path = write(
+        tmp_path, "server:\n  port: 7001\n  host: 10.0.0.1\n  max_connections: 5\nlogging:\n  level: WARNING\n"
+    )
     cfg = build_config(path, {}, {})
     assert (cfg.server.port, cfg.server.host, cfg.server.max_connections) == (7001, "10.0.0.1", 5)
     cfg = build_config(path, {"WEBSOCKET_PORT": "7002", "LOG_LEVEL": "DEBUG", "ENABLE_AUTH": "true"}, {})

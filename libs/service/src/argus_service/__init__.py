@@ -5,4 +5,13 @@ from .health import OpsServer
 from .logs import setup_logging
 from .natsconn import connect_nats
 
-__all__ = ["Config", "ConfigError", "OpsServer", "build_config", "common_arguments", "connect_nats", "load_config", "setup_logging"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "OpsServer",
+    "build_config",
+    "common_arguments",
+    "connect_nats",
+    "load_config",
+    "setup_logging",
+]

@@ -251,8 +251,9 @@ def load_config(
     env_keys: Mapping[str, str] | None = None,
 ) -> Config:
     env = os.environ if env is None else env
-    overrides = {dotted: getattr(args, attr, None) for attr, dotted in {**COMMON_FLAG_KEYS, **(flag_keys or {})}.items()}
+    overrides = {
+        dotted: getattr(args, attr, None) for attr, dotted in {**COMMON_FLAG_KEYS, **(flag_keys or {})}.items()
+    }
     path = args.config or env.get("ARGUS_CONFIG") or None
     cfg: Config = build_config(path, env, overrides, env_keys)
     return cfg
-

@@ -48,4 +48,6 @@ class OpsServer:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         ok, reason = self.ready()
-        return web.json_response({"status": "ready" if ok else "not ready", "reason": reason}, status=200 if ok else 503)
+        return web.json_response(
+            {"status": "ready" if ok else "not ready", "reason": reason}, status=200 if ok else 503
+        )

@@ -29,9 +29,9 @@ async def ensure_last_value_stream(nc: Client, name: str, subjects: list[str]) -
     try:
         try:
             await js.add_stream(config)
-        except Exception:
+        except Exception:  # noqa: BLE001 - exists with other settings: update in place
             await js.update_stream(config)
         return True
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure only turns snapshots off
         log.warning("last-value stream unavailable; snapshots off", extra={"stream": name, "error": repr(e)})
         return False

@@ -63,7 +63,9 @@ def setup_logging(
     root.addHandler(stderr)
     if file:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        rotating = logging.handlers.RotatingFileHandler(
+            file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+        )
         rotating.setFormatter(formatter)
         root.addHandler(rotating)
     root.setLevel(level)

@@ -71,7 +71,9 @@ async def connect_nats(
         except Exception as e:
             if stop is not None and stop.is_set():
                 raise
-            log.warning("nats connect failed, retrying", extra={"url": cfg.url, "error": repr(e), "retry_in": round(delay, 2)})
+            log.warning(
+                "nats connect failed, retrying", extra={"url": cfg.url, "error": repr(e), "retry_in": round(delay, 2)}
+            )
             if stop is not None:
                 try:
                     await asyncio.wait_for(stop.wait(), delay)

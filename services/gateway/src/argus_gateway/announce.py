@@ -66,7 +66,7 @@ class DemandAnnouncer:
             return
         try:
             await self.nc.publish(self.subject, encode_msgpack(ann))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the refresh timer will try again
             log.warning("demand announce failed", extra={"error": repr(e)})
 
     async def _on_query(self, msg) -> None:  # type: ignore[no-untyped-def]

@@ -123,7 +123,7 @@ class Hub:
             sub = await self.nc.subscribe(
                 topic.subject, cb=on_msg, pending_msgs_limit=200_000, pending_bytes_limit=256 * 1024 * 1024
             )
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - NATS away: nats-py resubscribes what it holds
             log.warning("nats subscribe failed", extra={"subject": topic.subject, "error": repr(e)})
             if topic.ready is not None and not topic.ready.done():
                 topic.ready.set_result(False)
@@ -244,9 +244,13 @@ class Hub:
 
     def gap_all(self, topic: Topic, from_seq: int, to_seq: int, reason: str) -> None:
         for s in topic.sessions:
-            s.push_frame(self.gap_frame(s, topic.stream.type, topic.stream.symbol, topic.stream.period, from_seq, to_seq, reason))
+            s.push_frame(
+                self.gap_frame(s, topic.stream.type, topic.stream.symbol, topic.stream.period, from_seq, to_seq, reason)
+            )
 
-    def gap_frame(self, s: Session, dtype: str, symbol: str, period: str, from_seq: int, to_seq: int, reason: str) -> bytes:
+    def gap_frame(
+        self, s: Session, dtype: str, symbol: str, period: str, from_seq: int, to_seq: int, reason: str
+    ) -> bytes:
         self.metrics.gaps.labels(reason).inc()
         self.metrics.dropped.labels("gap").inc(max(0, to_seq - from_seq + 1))
         gap = Gap(symbol=symbol, type=dtype, from_seq=from_seq, to_seq=to_seq, reason=reason, period=period or None)

@@ -117,7 +117,12 @@ class Gateway:
             on_demand_change=self._demand_changed,
         )
         self.announcer = DemandAnnouncer(
-            self.nc, self.subjects, self.gateway_id, self.cfg.nats.demand_refresh, self.cfg.nats.demand_ttl, self.hub.streams
+            self.nc,
+            self.subjects,
+            self.gateway_id,
+            self.cfg.nats.demand_refresh,
+            self.cfg.nats.demand_ttl,
+            self.hub.streams,
         )
         await self.announcer.start()
         await self.nc.subscribe(self.subjects.status_all(), cb=self._on_status)
@@ -141,7 +146,13 @@ class Gateway:
         self.port = sockets[0].getsockname()[1] if sockets else self.cfg.server.port
         log.info(
             "gateway listening",
-            extra={"host": self.cfg.server.host, "port": self.port, "tls": bool(ssl_ctx), "gateway_id": self.gateway_id, "nats": self.cfg.nats.url},
+            extra={
+                "host": self.cfg.server.host,
+                "port": self.port,
+                "tls": bool(ssl_ctx),
+                "gateway_id": self.gateway_id,
+                "nats": self.cfg.nats.url,
+            },
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -157,7 +168,12 @@ class Gateway:
         n = len(self.sessions)
         log.info("draining", extra={"connections": n, "drain_seconds": self.cfg.server.drain_seconds})
         if n:
-            status = Status(source="gateway", state="draining", since=iso_now(), reconnect_after_ms=self.cfg.server.reconnect_after_ms)
+            status = Status(
+                source="gateway",
+                state="draining",
+                since=iso_now(),
+                reconnect_after_ms=self.cfg.server.reconnect_after_ms,
+            )
             self._broadcast_all(status, only_subscribed=False)
             deadline = time.monotonic() + self.cfg.server.drain_seconds
             while self.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polls two conditions
@@ -225,7 +241,9 @@ class Gateway:
             remote=request.remote or "",
         )
         if len(self.sessions) >= srv.max_connections:
-            self._error(session, ErrorCode.UNAVAILABLE, f"connection limit of {srv.max_connections} reached; try again later")
+            self._error(
+                session, ErrorCode.UNAVAILABLE, f"connection limit of {srv.max_connections} reached; try again later"
+            )
             session.write_now()
             self.metrics.disconnects.labels("connection_limit").inc()
             await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit")
@@ -240,7 +258,10 @@ class Gateway:
                 reason = "auth failed"
                 return ws
             session.grant = grant
-            log.info("connected", extra={"session": session.id, "remote": session.remote, "encoding": encoding, "subject": grant.subject})
+            log.info(
+                "connected",
+                extra={"session": session.id, "remote": session.remote, "encoding": encoding, "subject": grant.subject},
+            )
             reason = await self._read_loop(session, ws)
             if ws.close_code == CloseCode.SLOW_CONSUMER:
                 reason = "slow consumer"
@@ -252,7 +273,10 @@ class Gateway:
         finally:
             self._forget(session)
             close_code = ws.close_code
-            log.info("disconnected", extra={"session": session.id, "remote": session.remote, "reason": reason, "close_code": close_code})
+            log.info(
+                "disconnected",
+                extra={"session": session.id, "remote": session.remote, "reason": reason, "close_code": close_code},
+            )
             self.metrics.disconnects.labels(reason).inc()
         return ws
 
@@ -288,10 +312,16 @@ class Gateway:
             req = msgspec.convert(env.data, Auth)
             grant = self.auth.check(req.token)
         except (msgspec.MsgspecError, AuthError) as e:
-            await self._refuse(session, str(e) if isinstance(e, AuthError) else "first message must be AUTH with a token")
+            await self._refuse(
+                session, str(e) if isinstance(e, AuthError) else "first message must be AUTH with a token"
+            )
             return None
         self._arm_expiry(session, grant)
-        session.send(Envelope("AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id))
+        session.send(
+            Envelope(
+                "AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id
+            )
+        )
         return grant
 
     async def _refuse(self, session: Session, why: str) -> None:
@@ -353,7 +383,9 @@ class Gateway:
                 break
             received.inc()
             if size > srv.max_message_bytes:
-                self._error(session, ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds {srv.max_message_bytes}")
+                self._error(
+                    session, ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds {srv.max_message_bytes}"
+                )
                 continue
             if not bucket.take():
                 strikes = bucket.strike()
@@ -362,10 +394,18 @@ class Gateway:
                     await self._close(session, CloseCode.POLICY, "rate limit")
                     return "rate limited"
                 if strikes == 1 or strikes % 10 == 0:
-                    self._error(session, ErrorCode.RATE_LIMITED, f"more than {srv.max_messages_per_second:g} messages/s; message dropped")
+                    self._error(
+                        session,
+                        ErrorCode.RATE_LIMITED,
+                        f"more than {srv.max_messages_per_second:g} messages/s; message dropped",
+                    )
                 continue
             await self._dispatch(session, data, encoding)
-        return "client closed" if ws.close_code in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY) else f"closed {ws.close_code}"
+        return (
+            "client closed"
+            if ws.close_code in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY)
+            else f"closed {ws.close_code}"
+        )
 
     async def _dispatch(self, session: Session, data: str | bytes, encoding: str) -> None:
         try:
@@ -391,7 +431,9 @@ class Gateway:
         elif kind == "SUBSCRIPTIONS":
             self._subscriptions(session, env)
         elif kind == "HEARTBEAT":
-            session.send(Envelope("HEARTBEAT", ServerHeartbeat(timestamp=iso_now(), server_time_us=now_us()), iso_now(), env.id))
+            session.send(
+                Envelope("HEARTBEAT", ServerHeartbeat(timestamp=iso_now(), server_time_us=now_us()), iso_now(), env.id)
+            )
         elif kind == "AUTH":
             await self._reauth(session, req, env)
 
@@ -403,14 +445,20 @@ class Gateway:
             return
         session.grant = grant
         self._arm_expiry(session, grant)
-        session.send(Envelope("AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id))
+        session.send(
+            Envelope(
+                "AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id
+            )
+        )
 
     # ------------------------------------------------------------------ subscriptions
     def _subscribe(self, session: Session, req: Subscribe, env: ClientEnvelope) -> None:
         hub = self.hub
         assert hub is not None
         had_any = bool(session.streams)
-        add, symbols, rejected = plan_subscribe(req, session.streams, self.cfg.server.max_subscriptions_per_client, session.grant)
+        add, symbols, rejected = plan_subscribe(
+            req, session.streams, self.cfg.server.max_subscriptions_per_client, session.grant
+        )
         new_symbols = [s for s in dict.fromkeys(st.symbol for st in add) if s not in session.symbols]
         fresh: list[Topic] = []
         known: list[Topic] = []
@@ -426,7 +474,11 @@ class Gateway:
                 Subscribed(
                     added=[s.key for s in add],
                     symbols=symbols,
-                    data_types=[t for t in dict.fromkeys(req.data_types) if isinstance(t, str) and any(s.type == t for s in session.streams)],
+                    data_types=[
+                        t
+                        for t in dict.fromkeys(req.data_types)
+                        if isinstance(t, str) and any(s.type == t for s in session.streams)
+                    ],
                     periods=sorted({s.period for s in session.streams if s.period and s.period in req.periods}),
                     rejected=rejected,
                     total=len(session.streams),
@@ -439,7 +491,15 @@ class Gateway:
             items = [r for r in rejected if r.code == code]
             self._error(session, code, f"{len(items)} item(s) rejected: {items[0].message}", env.id)
         if add:
-            log.info("subscribed", extra={"session": session.id, "added": len(add), "total": len(session.streams), "rejected": len(rejected)})
+            log.info(
+                "subscribed",
+                extra={
+                    "session": session.id,
+                    "added": len(add),
+                    "total": len(session.streams),
+                    "rejected": len(rejected),
+                },
+            )
         if not had_any and add:
             for st in self.sources.not_live():
                 session.send(self._status_envelope(st))
@@ -478,7 +538,11 @@ class Gateway:
                 return  # the client already has this one
             if event.seq > last_seen + 1:
                 s = topic.stream
-                session.push_frame(self.hub.gap_frame(session, s.type, s.symbol, s.period, last_seen + 1, event.seq - 1, "resume_unavailable"))  # type: ignore[union-attr]
+                session.push_frame(
+                    self.hub.gap_frame(
+                        session, s.type, s.symbol, s.period, last_seen + 1, event.seq - 1, "resume_unavailable"
+                    )
+                )  # type: ignore[union-attr]
         event.snapshot = True
         session.push_frame(ws_frame(encode(Envelope("DATA", event, iso_now()), session.encoding), session.binary))
 
@@ -493,7 +557,11 @@ class Gateway:
         session.send(
             Envelope(
                 "UNSUBSCRIBED",
-                Unsubscribed(removed=sorted(s.key for s in gone), symbols=sorted({s.symbol for s in gone}), total=len(session.streams)),
+                Unsubscribed(
+                    removed=sorted(s.key for s in gone),
+                    symbols=sorted({s.symbol for s in gone}),
+                    total=len(session.streams),
+                ),
                 iso_now(),
                 env.id,
             )
@@ -508,7 +576,9 @@ class Gateway:
         session.send(
             Envelope(
                 "SUBSCRIPTIONS",
-                Subscriptions(streams=sorted(s.key for s in session.streams), symbols=by_symbol, total=len(session.streams)),
+                Subscriptions(
+                    streams=sorted(s.key for s in session.streams), symbols=by_symbol, total=len(session.streams)
+                ),
                 iso_now(),
                 env.id,
             )
@@ -558,7 +628,11 @@ class Gateway:
 
     # ------------------------------------------------------------------ status and heartbeats
     def _status_envelope(self, st: SourceStatus) -> Envelope:
-        return Envelope("STATUS", Status(source=st.source, state=st.state, since=st.since, symbol=st.symbol, reason=st.reason), iso_now())
+        return Envelope(
+            "STATUS",
+            Status(source=st.source, state=st.state, since=st.since, symbol=st.symbol, reason=st.reason),
+            iso_now(),
+        )
 
     async def _on_status(self, msg: Any) -> None:
         st = self.sources.receive(msg.data)
@@ -566,7 +640,9 @@ class Gateway:
             self._broadcast_status(st)
 
     def _broadcast_status(self, st: SourceStatus) -> None:
-        log.info("source status", extra={"source": st.source, "state": st.state, "symbol": st.symbol, "reason": st.reason})
+        log.info(
+            "source status", extra={"source": st.source, "state": st.state, "symbol": st.symbol, "reason": st.reason}
+        )
         env = self._status_envelope(st)
         if st.symbol:
             for s in self.sessions:
@@ -589,7 +665,9 @@ class Gateway:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.server.heartbeat_interval)
-            self._broadcast_all(ServerHeartbeat(timestamp=iso_now(), server_time_us=now_us()), only_subscribed=False, kind="HEARTBEAT")
+            self._broadcast_all(
+                ServerHeartbeat(timestamp=iso_now(), server_time_us=now_us()), only_subscribed=False, kind="HEARTBEAT"
+            )
 
     async def _watch_sources(self) -> None:
         while True:
@@ -630,4 +708,3 @@ class Gateway:
 
     async def _on_disconnect(self) -> None:
         self.metrics.nats_connected.set(0)
-

@@ -12,10 +12,14 @@ class GatewayMetrics:
         r = registry
         self.connections_total = Counter("websocket_connections_total", "WebSocket connections accepted", registry=r)
         self.active_connections = Gauge("websocket_active_connections", "Open WebSocket connections", registry=r)
-        self.active_subscriptions = Gauge("websocket_active_subscriptions", "Streams held, summed over connections", registry=r)
+        self.active_subscriptions = Gauge(
+            "websocket_active_subscriptions", "Streams held, summed over connections", registry=r
+        )
         self.messages_sent = Counter("websocket_messages_sent_total", "Frames written to clients", registry=r)
         self.bytes_sent = Counter("websocket_bytes_sent_total", "Bytes written to clients", registry=r)
-        self.messages_received = Counter("websocket_messages_received_total", "Messages received from clients", registry=r)
+        self.messages_received = Counter(
+            "websocket_messages_received_total", "Messages received from clients", registry=r
+        )
         self.latency = Histogram(
             "websocket_latency_seconds",
             "Ingestor publish to gateway write, per event",
@@ -23,9 +27,13 @@ class GatewayMetrics:
             registry=r,
         )
         self.errors = Counter("websocket_errors_total", "ERROR replies sent, by code", ["code"], registry=r)
-        self.disconnects = Counter("websocket_disconnects_total", "Closed connections, by reason", ["reason"], registry=r)
+        self.disconnects = Counter(
+            "websocket_disconnects_total", "Closed connections, by reason", ["reason"], registry=r
+        )
         self.gaps = Counter("websocket_gaps_total", "GAP notices sent, by reason", ["reason"], registry=r)
-        self.dropped = Counter("websocket_dropped_messages_total", "Data frames not delivered (conflated or gapped)", ["why"], registry=r)
+        self.dropped = Counter(
+            "websocket_dropped_messages_total", "Data frames not delivered (conflated or gapped)", ["why"], registry=r
+        )
         self.nats_subjects = Gauge("gateway_nats_subscriptions", "NATS data subjects subscribed", registry=r)
         self.nats_messages = Counter("gateway_nats_messages_total", "Events received from NATS", registry=r)
         self.nats_connected = Gauge("gateway_nats_connected", "1 while connected to NATS", registry=r)

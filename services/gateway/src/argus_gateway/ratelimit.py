@@ -9,7 +9,9 @@ from collections.abc import Callable
 class TokenBucket:
     __slots__ = ("_clock", "_last", "_strike_times", "burst", "rate", "strike_window", "tokens")
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic, strike_window: float = 10.0) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic, strike_window: float = 10.0
+    ) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.tokens = float(burst)

@@ -23,14 +23,27 @@ def plan_subscribe(
         if isinstance(t, str) and t in DATA_TYPES:
             types.append(t)
         else:
-            rejected.append(Rejected(ErrorCode.UNSUPPORTED_DATA_TYPE, f"unknown data type {t!r}; one of {', '.join(DATA_TYPES)}", data_type=str(t)[:32]))
+            rejected.append(
+                Rejected(
+                    ErrorCode.UNSUPPORTED_DATA_TYPE,
+                    f"unknown data type {t!r}; one of {', '.join(DATA_TYPES)}",
+                    data_type=str(t)[:32],
+                )
+            )
     periods: list[str] = []
     if "kline" in types:
         for p in dict.fromkeys(req.periods):
             if isinstance(p, str) and p in PERIODS:
                 periods.append(p)
             else:
-                rejected.append(Rejected(ErrorCode.UNSUPPORTED_DATA_TYPE, f"unknown kline period {p!r}; one of {', '.join(PERIODS)}", data_type="kline", period=str(p)[:16]))
+                rejected.append(
+                    Rejected(
+                        ErrorCode.UNSUPPORTED_DATA_TYPE,
+                        f"unknown kline period {p!r}; one of {', '.join(PERIODS)}",
+                        data_type="kline",
+                        period=str(p)[:16],
+                    )
+                )
     symbols: list[str] = []
     add: list[Stream] = []
     room = limit - len(held)
@@ -45,13 +58,29 @@ def plan_subscribe(
             for p in periods if t == "kline" else ("",):
                 stream = Stream(t, sym, p)
                 if not grant.allows(t, sym):
-                    rejected.append(Rejected(ErrorCode.FORBIDDEN, f"not entitled to {stream.key}", symbol=sym, data_type=t, period=p or None))
+                    rejected.append(
+                        Rejected(
+                            ErrorCode.FORBIDDEN,
+                            f"not entitled to {stream.key}",
+                            symbol=sym,
+                            data_type=t,
+                            period=p or None,
+                        )
+                    )
                     continue
                 accepted = True
                 if stream in held or stream in add:
                     continue
                 if room <= 0:
-                    rejected.append(Rejected(ErrorCode.TOO_MANY_SUBSCRIPTIONS, f"limit of {limit} streams per connection", symbol=sym, data_type=t, period=p or None))
+                    rejected.append(
+                        Rejected(
+                            ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                            f"limit of {limit} streams per connection",
+                            symbol=sym,
+                            data_type=t,
+                            period=p or None,
+                        )
+                    )
                     continue
                 add.append(stream)
                 room -= 1

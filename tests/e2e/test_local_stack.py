@@ -1,0 +1,179 @@
+"""The whole local stack as a user meets it: mock ingestor, NATS, gateway on :8765."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from natsserver import free_port, wait_port
+from stack import Proc, start_ingestor
+from wsclient import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = 8765  # the README snippet and the example use it verbatim
+
+
+@pytest.fixture(scope="module")
+def stack(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    log_dir = tmp_path_factory.mktemp("stack")
+    started: list[Proc] = []
+    try:
+        ing, _ = start_ingestor("mock", nats_url, log_dir, "--universe", "20", "--rate", "4")
+        started.append(ing)
+        gw, port, _ = start_gateway_on(nats_url, log_dir)
+        started.append(gw)
+        yield port
+    finally:
+        for p in reversed(started):
+            p.stop()
+
+
+def start_gateway_on(nats_url: str, log_dir: Path) -> tuple[Proc, int, int]:
+    from natsserver import wait_port as wp
+
+    mport = free_port()
+    argv = [str(Path(sys.executable).parent / "argus-gateway"), "--port", str(PORT), "--metrics-port", str(mport), "--nats-url", nats_url]
+    p = Proc(argv, {"LOG_FILE": str(log_dir / "gateway.jsonl")}, log_dir, "gateway")
+    try:
+        wp(PORT, 20)
+    except TimeoutError:
+        p.stop()
+        raise RuntimeError(f"gateway did not start on :{PORT} (is something else holding it?)\n{p.log()}") from None
+    return p, PORT, mport
+
+
+def readme_snippet() -> str:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"<!-- snippet:start -->\s*```python\n(.*?)```\s*<!-- snippet:end -->", text, re.S)
+    assert m, "README must carry the client snippet between snippet markers"
+    return m.group(1)
+
+
+def test_readme_snippet_prints_quote_and_tick_for_both_symbols(stack: int, tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(readme_snippet())
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    want = {(s, t) for s in ("000001.SZ", "600000.SH") for t in ("quote", "tick")}
+    seen: set[tuple[str, str]] = set()
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        assert p.stdout is not None
+        while not want <= seen and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            parts = line.split()
+            if len(parts) >= 2:
+                seen.add((parts[0], parts[1]))
+    finally:
+        p.kill()
+        p.wait()
+    assert want <= seen, f"missing {want - seen}; output:\n{''.join(lines[-20:])}"
+
+
+def test_demo_example_exits_0(stack: int) -> None:
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "websocket_client_example.py"), "--mode", "demo", "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for kind in ("quote", "tick", "kline", "trade"):
+        assert f"DATA {kind}" in r.stdout
+    assert "UNSUBSCRIBED" in r.stdout
+
+
+async def test_symbol_outside_the_universe_streams_within_two_seconds(stack: int) -> None:
+    c = await Client.connect(stack)
+    await c.expect("WELCOME")
+    t0 = time.monotonic()
+    await c.subscribe(["300750.SZ"], ["quote", "trade"])
+    first = (await c.data(1, timeout=2.0, symbol="300750.SZ"))[0]
+    assert time.monotonic() - t0 < 2.0
+    assert first["symbol"] == "300750.SZ" and first["source"] == "mock"
+    q = first.get("quote") or (await c.data(1, timeout=2.0, symbol="300750.SZ", type="quote"))[0]["quote"]
+    assert q["price"] > 0
+    await c.close()
+
+
+async def test_all_four_types_and_kline_periods_are_consistent(stack: int) -> None:
+    c = await Client.connect(stack)
+    await c.subscribe(["000001.SZ"], ["quote", "tick", "kline", "trade"], periods=["1m", "5m", "1d"], snapshot=False)
+    got = await c.data(60, timeout=20, symbol="000001.SZ")
+    kinds = {d["type"] for d in got}
+    assert kinds == {"quote", "tick", "kline", "trade"}
+    periods = {d["kline"]["period"] for d in got if d["type"] == "kline"}
+    assert periods == {"1m", "5m", "1d"}
+    quotes = [d["quote"] for d in got if d["type"] == "quote"]
+    for q in quotes:
+        assert q["bid_prices"][0] < q["ask_prices"][0]
+        assert q["bid_prices"] == sorted(q["bid_prices"], reverse=True) and q["ask_prices"] == sorted(q["ask_prices"])
+        assert q["low"] <= q["price"] <= q["high"]
+        assert q["timestamp"].endswith("+08:00")
+    vols = [q["volume"] for q in quotes]
+    assert vols == sorted(vols), "cumulative volume never falls"
+    for kind in ("quote", "trade", "tick"):
+        seqs = [d["seq"] for d in got if d["type"] == kind]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert all(d["trade"]["side"] in ("B", "S", "N") for d in got if d["type"] == "trade")
+    await c.close()
+
+
+def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+    ports = {k: str(free_port()) for k in ("NATS_PORT", "WEBSOCKET_PORT", "METRICS_PORT", "INGESTOR_METRICS_PORT")}
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env.update(ports)
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "run_local_stack.py")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    out: list[str] = []
+    try:
+        assert p.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        banner = "".join(out)
+        assert f"ws://localhost:{ports['WEBSOCKET_PORT']}/" in banner, banner[-3000:]
+        wait_port(int(ports["WEBSOCKET_PORT"]), 5)
+
+        async def one_quote() -> dict:
+            c = await Client.connect(int(ports["WEBSOCKET_PORT"]))
+            await c.subscribe(["600000.SH"])
+            d = (await c.data(1, timeout=10))[0]
+            await c.close()
+            return d
+
+        assert asyncio.run(one_quote())["symbol"] == "600000.SH"
+        children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 3  # nats-server, ingestor, gateway
+        p.send_signal(signal.SIGINT)
+        assert p.wait(40) == 0
+        time.sleep(0.5)
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), f"process {pid} left behind"
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -40,7 +40,15 @@ def start_gateway_on(nats_url: str, log_dir: Path) -> tuple[Proc, int, int]:
     from natsserver import wait_port as wp
 
     mport = free_port()
-    argv = [str(Path(sys.executable).parent / "argus-gateway"), "--port", str(PORT), "--metrics-port", str(mport), "--nats-url", nats_url]
+    argv = [
+        str(Path(sys.executable).parent / "argus-gateway"),
+        "--port",
+        str(PORT),
+        "--metrics-port",
+        str(mport),
+        "--nats-url",
+        nats_url,
+    ]
     p = Proc(argv, {"LOG_FILE": str(log_dir / "gateway.jsonl")}, log_dir, "gateway")
     try:
         wp(PORT, 20)
@@ -172,7 +180,9 @@ def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> N
         assert p.wait(40) == 0
         time.sleep(0.5)
         for pid in children:
-            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), f"process {pid} left behind"
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), (
+                f"process {pid} left behind"
+            )
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)

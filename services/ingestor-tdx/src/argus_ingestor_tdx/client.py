@@ -143,9 +143,14 @@ def _still_open(api: TdxHq_API) -> bool:
     sock = api.client
     if sock is None:
         return False
+    timeout = sock.gettimeout()
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        sock.settimeout(0)  # with a timeout set, Python would wait for readability instead of peeking
+        return sock.recv(1, socket.MSG_PEEK) != b""
     except BlockingIOError:
         return True
     except OSError:
         return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)

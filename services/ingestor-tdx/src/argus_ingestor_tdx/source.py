@@ -306,7 +306,8 @@ class TdxSource(Source):
             first = state is None or state[0] != day
             published: dict[int, Any] = {} if first or state is None else state[1]
             self._ticks[symbol] = (day, published)
-            start = max(0, len(points) - 2) if first else 0
+            # a new subscriber gets the last closed minute and the forming one, then every change after
+            start = max(0, len(points) - 2) if first or not published else min(published)
             for i in range(start, len(points)):
                 minute = self.calendar.minute_at(day, i)
                 if minute is None:
@@ -366,24 +367,24 @@ class TdxSource(Source):
         step = tracker.advance(window)
         if step is not None:
             return step
-        if len(window) < self.opts.trades_page:
-            return tracker.skip(window)  # the whole day fits and still no overlap: the server's day restarted
         market, code = self._supported[symbol]
         assert self._pool is not None
-        wide, _ = await self._pool.run(
+        wide, total = await self._pool.run(
             partial(
                 fetch.transactions,
                 market=market,
                 code=code,
                 count=fetch.MAX_TRANSACTIONS,
-                count_day=False,
+                count_day=True,
                 require=False,
             )
         )
-        step = tracker.advance(wide)
-        if step is not None:
-            return step
-        if self._ctx is not None:
-            self._ctx.count_error("trades_gap")
-        log.warning("tdx transactions: no overlap with what was seen; older rows missed", extra={"symbol": symbol})
-        return tracker.skip(wide)
+        if total < tracker.count:  # the server's day restarted: start over without replaying it
+            self._trades[symbol] = TradeTracker(day, total, wide)
+            return [], total
+        new, first, missed = tracker.advance_to(wide, total)
+        if missed:
+            if self._ctx is not None:
+                self._ctx.count_error("trades_gap")
+            log.warning("tdx transactions missed", extra={"symbol": symbol, "missed": missed})
+        return new, first

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -100,7 +100,8 @@ class TdxSource(Source):
                 del state[symbol]
         for key in [k for k in self._bars if not wanted.wants("kline", k[0], k[1])]:
             del self._bars[key]
-        self._halted &= set(supported)
+        for symbol in self._halted - set(supported):
+            self._set_halted(symbol, False)  # nobody watches it now: drop its repeated `halted` status
         for wake in self._wakers:
             wake.set()
 
@@ -204,7 +205,7 @@ class TdxSource(Source):
                 break
         return d
 
-    async def _gather(self, ops: list[Callable[[Any], Any]]) -> list[Any]:
+    async def _gather(self, ops: Sequence[Callable[[Any], Any]]) -> list[Any]:
         assert self._pool is not None
         return await asyncio.gather(*(self._pool.run(op) for op in ops), return_exceptions=True)
 

@@ -39,8 +39,12 @@ log = logging.getLogger("argus.runner")
 
 class IngestorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.published = Counter("ingestor_events_published_total", "Events published to NATS", ["type"], registry=registry)
-        self.publish_errors = Counter("ingestor_publish_errors_total", "Events that could not be published", registry=registry)
+        self.published = Counter(
+            "ingestor_events_published_total", "Events published to NATS", ["type"], registry=registry
+        )
+        self.publish_errors = Counter(
+            "ingestor_publish_errors_total", "Events that could not be published", registry=registry
+        )
         self.errors = Counter("ingestor_errors_total", "Upstream/source errors by kind", ["kind"], registry=registry)
         self.wanted = Gauge("ingestor_wanted_streams", "Streams the source is asked to provide", registry=registry)
         self.gateways = Gauge("ingestor_demand_gateways", "Gateways with live demand announcements", registry=registry)
@@ -161,7 +165,7 @@ class Runner:
             subject = subjects.data(Stream(str(etype), ev.symbol, period))
             try:
                 await nc.publish(subject, encode_event(ev))
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - buffer full while NATS is away: the seq hole tells
                 self.metrics.publish_errors.inc()
                 log.debug("publish failed", extra={"subject": subject, "error": repr(e)})
                 continue
@@ -192,7 +196,10 @@ class Runner:
             return
         self._wanted = wanted
         self.metrics.wanted.set(len(wanted))
-        log.info("demand changed", extra={"streams": len(wanted), "symbols": len(wanted.symbols), "gateways": len(self.demand.gateways)})
+        log.info(
+            "demand changed",
+            extra={"streams": len(wanted), "symbols": len(wanted.symbols), "gateways": len(self.demand.gateways)},
+        )
         try:
             self.source.want(wanted)
         except Exception:

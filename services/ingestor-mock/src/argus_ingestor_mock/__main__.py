@@ -1,0 +1,44 @@
+"""`argus-ingestor-mock`: the simulated market under the shared ingestor runner."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from argus_ingestor.main import main as ingestor_main
+
+FLAG_KEYS = {
+    "rate": "datasource.options.mock.rate",
+    "universe": "datasource.options.mock.universe",
+    "seed": "datasource.options.mock.seed",
+    "schedule": "datasource.options.mock.schedule",
+}
+ENV_KEYS = {
+    "MOCK_RATE": "datasource.options.mock.rate",
+    "MOCK_UNIVERSE": "datasource.options.mock.universe",
+    "MOCK_SEED": "datasource.options.mock.seed",
+    "MOCK_SCHEDULE": "datasource.options.mock.schedule",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, help="updates per second per symbol (default 1/datasource.update_interval)")
+    p.add_argument("--universe", type=int, help="always-on symbols 000001.SZ, 000002.SZ, ... (default 10)")
+    p.add_argument("--seed", type=int, help="make prices repeatable")
+    p.add_argument("--schedule", choices=["always", "cn"], help="always (default) or the A-share sessions")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return ingestor_main(
+        "mock",
+        argv,
+        add_arguments=add_arguments,
+        flag_keys=FLAG_KEYS,
+        env_keys=ENV_KEYS,
+        description="Argus simulated market",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The ingestor runner against a real nats-server: stamping, demand, status, NATS restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import nats
+import pytest
+from argus_ingestor import Runner, Source, SourceContext, WantedSet
+from argus_protocol import (
+    DemandAnnouncement,
+    Event,
+    Quote,
+    QuoteEvent,
+    SourceStatus,
+    Stream,
+    Subjects,
+    decode_event,
+    encode_msgpack,
+    now_us,
+)
+from argus_service.config import build_config
+from prometheus_client import CollectorRegistry
+
+
+class ScriptedSource(Source):
+    """A source the test drives: it yields what the test puts in, and records want() calls."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self.wants: list[WantedSet] = []
+        self.ctx: SourceContext | None = None
+
+    async def start(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+
+    async def stop(self) -> None:
+        await self.queue.put(None)
+
+    def want(self, wanted: WantedSet) -> None:
+        self.wants.append(wanted)
+
+    async def events(self) -> AsyncIterator[list[Event]]:
+        while (batch := await self.queue.get()) is not None:
+            yield batch
+
+
+def q(symbol: str, price: float = 10.0) -> QuoteEvent:
+    return QuoteEvent(
+        symbol=symbol,
+        quote=Quote(
+            price=price,
+            open=price,
+            high=price,
+            low=price,
+            prev_close=price,
+            volume=100,
+            amount=1000.0,
+            timestamp="2026-11-23T10:00:00+08:00",
+        ),
+    )
+
+
+async def wait_for(pred, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def running(nats_url: str):  # type: ignore[no-untyped-def]
+    made = []
+
+    async def start(url: str = nats_url, status_interval: float = 5.0, always_on: tuple[Stream, ...] = ()):  # type: ignore[no-untyped-def]
+        cfg = build_config(None, {}, {"nats.url": url, "datasource.status_interval": status_interval})
+        src = ScriptedSource()
+        runner = Runner(src, cfg, CollectorRegistry(), always_on=always_on)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        await wait_for(lambda: runner.ready()[0], 10)
+        made.append((stop, task))
+        return src, runner
+
+    yield start
+    for stop, task in made:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_events_get_per_stream_seq_and_publish_ts(running, nats_url: str) -> None:
+    src, _ = await running()
+    nc = await nats.connect(nats_url)
+    got: list[tuple[str, Event]] = []
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        got.append((msg.subject, decode_event(msg.data)))
+
+    await nc.subscribe("quote.RUN1.SZ", cb=cb)
+    await nc.subscribe("quote.RUN2.SZ", cb=cb)
+    await nc.flush()
+    before = now_us()
+    await src.queue.put([q("RUN1.SZ", 1), q("RUN2.SZ", 2), q("RUN1.SZ", 3)])
+    await src.queue.put([q("RUN1.SZ", 4)])
+    await wait_for(lambda: len(got) == 4)
+    run1 = [e for s, e in got if s == "quote.RUN1.SZ"]
+    assert [e.seq for e in run1] == [1, 2, 3]
+    assert [e.quote.price for e in run1] == [1, 3, 4]
+    assert [e.seq for s, e in got if s == "quote.RUN2.SZ"] == [1]
+    assert all(e.source == "scripted" and before <= e.ts <= now_us() for _, e in got)
+    await nc.close()
+
+
+async def test_follows_the_union_of_gateway_demand_and_expires_dead_gateways(running, nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    queries: list[bytes] = []
+
+    async def on_query(msg) -> None:  # type: ignore[no-untyped-def]
+        queries.append(msg.data)
+
+    await nc.subscribe(Subjects().demand_query(), cb=on_query)
+    await nc.flush()
+    src, _ = await running(always_on=(Stream("quote", "600000.SH"),))
+    await wait_for(lambda: queries, 2)  # a starting ingestor asks gateways to announce
+    assert src.wants[-1].streams == {Stream("quote", "600000.SH")}
+
+    async def announce(gw: str, seq: int, ttl: float, streams: list[str]) -> None:
+        await nc.publish(
+            Subjects().demand(gw), encode_msgpack(DemandAnnouncement(gateway=gw, seq=seq, ttl=ttl, streams=streams))
+        )
+        await nc.flush()
+
+    t0 = time.monotonic()
+    await announce("gwA", 1, 30, ["quote:300750.SZ", "kline:000001.SZ:5m"])
+    await announce("gwB", 1, 1.0, ["trade:300750.SZ", "bogus key", "quote:*.SZ"])
+    await wait_for(lambda: Stream("trade", "300750.SZ") in src.wants[-1].streams, 1.0)
+    assert time.monotonic() - t0 < 1.0
+    assert src.wants[-1].streams == {
+        Stream("quote", "600000.SH"),
+        Stream("quote", "300750.SZ"),
+        Stream("kline", "000001.SZ", "5m"),
+        Stream("trade", "300750.SZ"),
+    }
+    # an out-of-order older announcement changes nothing
+    await announce("gwA", 0, 30, [])
+    await asyncio.sleep(0.2)
+    assert Stream("quote", "300750.SZ") in src.wants[-1].streams
+    # gwB stops refreshing: its wants expire after its ttl
+    await wait_for(lambda: Stream("trade", "300750.SZ") not in src.wants[-1].streams, 3.0)
+    # gwA withdraws on a clean exit: at once
+    await announce("gwA", 2, 30, [])
+    await wait_for(lambda: src.wants[-1].streams == {Stream("quote", "600000.SH")}, 1.0)
+    await nc.close()
+
+
+async def test_status_changes_and_heartbeat_repeat(running, nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    dec = msgspec.msgpack.Decoder(SourceStatus)
+    seen: list[SourceStatus] = []
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        seen.append(dec.decode(msg.data))
+
+    await nc.subscribe(Subjects().status("scripted"), cb=cb)
+    await nc.flush()
+    src, _ = await running(status_interval=0.5)
+    assert src.ctx is not None
+    src.ctx.status("halted", symbol="000001.SZ", reason="suspended")
+    src.ctx.status("halted", symbol="000001.SZ", reason="suspended")  # unchanged: not re-sent at once
+    src.ctx.status("down", reason="upstream unreachable", unsupported=["trade"])
+    await wait_for(lambda: any(s.state == "down" for s in seen))
+    changes = [s for s in seen]
+    assert [(s.state, s.symbol) for s in changes[:2]] == [("halted", "000001.SZ"), ("down", None)]
+    assert changes[1].unsupported == ["trade"] and changes[1].reason == "upstream unreachable"
+    seen.clear()
+    await asyncio.sleep(1.2)  # the heartbeat repeats the overall state and the exceptions
+    assert {(s.state, s.symbol) for s in seen} >= {("down", None), ("halted", "000001.SZ")}
+    await nc.close()
+
+
+async def test_survives_a_nats_restart(running, own_nats) -> None:
+    src, runner = await running(url=own_nats.url)
+    await asyncio.get_running_loop().run_in_executor(None, own_nats.restart, 0.5)
+    nc = await nats.connect(own_nats.url)
+    got: list[Event] = []
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        got.append(decode_event(msg.data))
+
+    await nc.subscribe("quote.AFTER.SZ", cb=cb)
+    await nc.flush()
+    await wait_for(lambda: runner.nc is not None and runner.nc.is_connected, 10)
+    for i in range(3):
+        await src.queue.put([q("AFTER.SZ", i)])
+    await wait_for(lambda: len(got) == 3, 5)
+    assert [e.seq for e in got] == [1, 2, 3]
+    await nc.close()

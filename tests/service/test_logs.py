@@ -28,5 +28,6 @@ async def test_gateway_writes_structured_lines_to_the_rotating_file(gateway, tmp
     assert by_msg["connected"][0]["remote"] == "127.0.0.1"
     assert by_msg["subscribed"][0]["added"] == 1 and by_msg["subscribed"][0]["rejected"] == 1
     assert by_msg["disconnected"][0]["reason"] == "client closed"
+    assert {e["code"] for e in by_msg["client error"]} == {"INVALID_SYMBOL", "UNKNOWN_TYPE"}
     assert "stats" in by_msg and "connections" in by_msg["stats"][-1]
     assert by_msg["gateway listening"][0]["service"] == "gateway"

@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 # Every library and service is its own package; libraries first so services resolve them.
 PACKAGES := $(sort $(dir $(wildcard libs/*/pyproject.toml))) $(sort $(dir $(wildcard services/*/pyproject.toml)))
 
-# Variables that pass through to the stack: make run MOCK_RATE=10 MOCK_UNIVERSE=1000 DATASOURCE_TYPE=tdx
-export MOCK_RATE MOCK_UNIVERSE MOCK_SEED MOCK_SCHEDULE DATASOURCE_TYPE NATS_URL NATS_PORT WEBSOCKET_PORT METRICS_PORT LOG_LEVEL ENABLE_AUTH
+# Every variable given to make reaches the stack as an environment variable:
+# make run MOCK_RATE=10 MOCK_UNIVERSE=1000, make run DATASOURCE_TYPE=tdx TDX_HOSTS=10.0.0.5:7709
+.EXPORT_ALL_VARIABLES:
 
 .PHONY: run test bench lint format install clean
 

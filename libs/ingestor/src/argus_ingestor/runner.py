@@ -75,6 +75,7 @@ class Runner:
         self._wanted = WantedSet()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
+        self._sending: set[asyncio.Task[None]] = set()
 
     # SourceContext ------------------------------------------------------------------------
     def status(
@@ -123,6 +124,7 @@ class Runner:
         ]
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
         for t in done:
             if t is not stopper and t.exception() is not None:
                 log.error("runner task failed", exc_info=t.exception())
@@ -229,7 +231,9 @@ class Runner:
         if nc is None or not nc.is_connected:
             return
         status.ts = now_us()
-        asyncio.get_running_loop().create_task(self._send(self.subjects.status(self.name), encode_msgpack(status)))
+        task = asyncio.get_running_loop().create_task(self._send(self.subjects.status(self.name), encode_msgpack(status)))
+        self._sending.add(task)  # held so the task is not collected before it runs
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, subject: str, payload: bytes) -> None:
         assert self.nc is not None

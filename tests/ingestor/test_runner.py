@@ -79,10 +79,10 @@ async def wait_for(pred, timeout: float = 2.0) -> None:  # type: ignore[no-untyp
 async def running(nats_url: str):  # type: ignore[no-untyped-def]
     made = []
 
-    async def start(url: str = nats_url, status_interval: float = 5.0, always_on: tuple[Stream, ...] = ()):  # type: ignore[no-untyped-def]
+    async def start(url: str = nats_url, status_interval: float = 5.0, always_on: tuple[Stream, ...] = (), tracer=None):  # type: ignore[no-untyped-def]
         cfg = build_config(None, {}, {"nats.url": url, "datasource.status_interval": status_interval})
         src = ScriptedSource()
-        runner = Runner(src, cfg, CollectorRegistry(), always_on=always_on)
+        runner = Runner(src, cfg, CollectorRegistry(), always_on=always_on, tracer=tracer)
         stop = asyncio.Event()
         task = asyncio.create_task(runner.run(stop))
         await wait_for(lambda: runner.ready()[0], 10)
@@ -201,4 +201,33 @@ async def test_survives_a_nats_restart(running, own_nats) -> None:
         await src.queue.put([q("AFTER.SZ", i)])
     await wait_for(lambda: len(got) == 3, 5)
     assert [e.seq for e in got] == [1, 2, 3]
+    await nc.close()
+
+
+async def test_control_plane_work_is_traced(running, nats_url: str) -> None:
+    from argus_service.config import TracingConfig
+    from argus_service.tracing import setup_tracing
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    tracing = setup_tracing("ingestor-test", TracingConfig(), processor=SimpleSpanProcessor(spans))
+    src, _ = await running(tracer=tracing.tracer)
+    nc = await nats.connect(nats_url)
+    await nc.publish(
+        Subjects().demand("gwT"),
+        encode_msgpack(DemandAnnouncement(gateway="gwT", seq=1, ttl=30, streams=["quote:TRACE.SZ"])),
+    )
+    await nc.flush()
+    await wait_for(lambda: any(Stream("quote", "TRACE.SZ") in w.streams for w in src.wants))
+    assert src.ctx is not None
+    src.ctx.status("stale", reason="quiet upstream")
+    await wait_for(lambda: any(sp.name == "ingestor.status" for sp in spans.get_finished_spans()))
+    by_name = {sp.name: sp for sp in spans.get_finished_spans()}
+    assert by_name["ingestor.source.start"].attributes["source"] == "scripted"
+    changes = [sp for sp in spans.get_finished_spans() if sp.name == "ingestor.demand.change"]
+    assert any(sp.attributes["streams"] >= 1 and sp.attributes["gateways"] >= 1 for sp in changes)
+    assert by_name["ingestor.status"].attributes["state"] == "stale"
+    assert by_name["ingestor.source.start"].resource.attributes["service.name"] == "argus-ingestor-test"
+    tracing.shutdown()
     await nc.close()

@@ -95,3 +95,24 @@ def test_shipped_config_file_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     cfg = build_config(str(root / "config" / "websocket_config.yaml"), {}, {})
     assert cfg.server.port == 8765 and cfg.nats.url.startswith("nats://")
+
+
+def test_tracing_is_off_by_default_and_otlp_needs_its_exporter() -> None:
+    import importlib.util
+
+    from argus_service.config import TracingConfig
+    from argus_service.tracing import setup_tracing
+    from opentelemetry import trace
+
+    assert isinstance(setup_tracing("x", TracingConfig()).tracer, trace.NoOpTracer)
+    cfg = build_config(None, {"OTEL_ENABLED": "true"}, {})
+    assert cfg.tracing.enabled is True
+    try:
+        have_otlp = importlib.util.find_spec("opentelemetry.exporter.otlp") is not None
+    except ModuleNotFoundError:
+        have_otlp = False
+    if not have_otlp:
+        with pytest.raises(ConfigError, match=r"tracing\.exporter"):
+            setup_tracing("x", cfg.tracing)
+    with pytest.raises(ConfigError, match=r"tracing\.sample_ratio"):
+        build_config(None, {}, {"tracing.sample_ratio": 2})

@@ -15,6 +15,7 @@ from argus_service.config import Config, ConfigError, common_arguments, load_con
 from argus_service.health import OpsServer
 from argus_service.logs import setup_logging
 from argus_service.process import install_stop_signals, run
+from argus_service.tracing import setup_tracing
 from prometheus_client import CollectorRegistry
 
 from .registry import UnknownSource, load_source
@@ -71,6 +72,11 @@ def main(
         cfg.logging.format,
     )
     try:
+        tracing = setup_tracing(f"ingestor-{source_name}", cfg.tracing)
+    except ConfigError as e:
+        print(f"argus-ingestor-{source_name}: {e}", file=sys.stderr)
+        return 2
+    try:
         source = source_cls(source_options(cfg, source_name))
     except (ValueError, TypeError) as e:
         print(f"argus-ingestor-{source_name}: config error: datasource.options.{source_name}: {e}", file=sys.stderr)
@@ -80,7 +86,7 @@ def main(
         stop = asyncio.Event()
         install_stop_signals(stop)
         registry = CollectorRegistry()
-        runner = Runner(source, cfg, registry, always_on=always_on)
+        runner = Runner(source, cfg, registry, always_on=always_on, tracer=tracing.tracer)
         ops = OpsServer(registry, runner.ready)
         if cfg.metrics.enabled:
             await ops.start(cfg.metrics.host, cfg.metrics.port)
@@ -91,6 +97,7 @@ def main(
             pass
         finally:
             await ops.stop()
+            tracing.shutdown()
         log.info("ingestor stopped", extra={"source": source_name})
         return 0
 

@@ -28,6 +28,7 @@ from argus_service.config import Config
 from argus_service.jetstream import ensure_last_value_stream
 from argus_service.natsconn import connect_nats
 from nats.aio.client import Client
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .demand import DemandTable
@@ -61,8 +62,10 @@ class Runner:
         registry: CollectorRegistry,
         *,
         always_on: Iterable[Stream] = (),
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.source = source
+        self.tracer = tracer or trace.NoOpTracer()
         self.name = source.name
         self.cfg = cfg
         self.subjects = Subjects(cfg.nats.subject_prefix)
@@ -88,6 +91,11 @@ class Runner:
     ) -> None:
         changed = self.board.set(state, symbol=symbol, reason=reason, unsupported=unsupported)
         if changed is not None:
+            with self.tracer.start_as_current_span(
+                "ingestor.status",
+                attributes={"source": self.name, "state": state, "symbol": symbol or "", "reason": reason or ""},
+            ):
+                pass
             log.info("source status", extra={"source": self.name, "state": state, "symbol": symbol, "reason": reason})
             self._publish_status(changed)
 
@@ -115,7 +123,8 @@ class Runner:
         await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
         await self.nc.subscribe(self.subjects.demand_all(), cb=self._on_demand)
         await self._ask_for_demand()
-        await self.source.start(self)
+        with self.tracer.start_as_current_span("ingestor.source.start", attributes={"source": self.name}):
+            await self.source.start(self)
         self._apply_wanted()
         self._ready = True
         self._tasks = [
@@ -198,15 +207,20 @@ class Runner:
             return
         self._wanted = wanted
         self.metrics.wanted.set(len(wanted))
-        log.info(
-            "demand changed",
-            extra={"streams": len(wanted), "symbols": len(wanted.symbols), "gateways": len(self.demand.gateways)},
-        )
-        try:
-            self.source.want(wanted)
-        except Exception:
-            log.exception("source.want failed")
-            self.count_error("want")
+        attrs = {
+            "source": self.name,
+            "streams": len(wanted),
+            "symbols": len(wanted.symbols),
+            "gateways": len(self.demand.gateways),
+        }
+        log.info("demand changed", extra=attrs)
+        with self.tracer.start_as_current_span("ingestor.demand.change", attributes=attrs) as span:
+            try:
+                self.source.want(wanted)
+            except Exception as e:
+                log.exception("source.want failed")
+                self.count_error("want")
+                span.record_exception(e)
 
     async def _ask_for_demand(self) -> None:
         assert self.nc is not None
@@ -214,6 +228,10 @@ class Runner:
             await self.nc.publish(self.subjects.demand_query(), encode_msgpack(DemandQuery(requester=self.name)))
 
     async def _on_reconnect(self) -> None:
+        with self.tracer.start_as_current_span("ingestor.nats.reconnect", attributes={"source": self.name}):
+            await self._after_reconnect()
+
+    async def _after_reconnect(self) -> None:
         self.metrics.nats_connected.set(1)
         assert self.nc is not None
         # A restarted nats-server lost the in-memory last-value stream and gateways may have
@@ -231,7 +249,9 @@ class Runner:
         if nc is None or not nc.is_connected:
             return
         status.ts = now_us()
-        task = asyncio.get_running_loop().create_task(self._send(self.subjects.status(self.name), encode_msgpack(status)))
+        task = asyncio.get_running_loop().create_task(
+            self._send(self.subjects.status(self.name), encode_msgpack(status))
+        )
         self._sending.add(task)  # held so the task is not collected before it runs
         task.add_done_callback(self._sending.discard)
 

@@ -82,6 +82,13 @@ class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True):
     format: Literal["json", "text"] = "json"
 
 
+class TracingConfig(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = False
+    exporter: Literal["otlp", "console"] = "otlp"  # otlp needs opentelemetry-exporter-otlp-proto-http
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    sample_ratio: float = 1.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     datasource: DatasourceConfig = msgspec.field(default_factory=DatasourceConfig)
@@ -89,6 +96,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
 
 
 class ConfigError(Exception):
@@ -109,6 +117,8 @@ ENV_KEYS: dict[str, str] = {
     "NATS_SUBJECT_PREFIX": "nats.subject_prefix",
     "ARGUS_API_KEYS": "security.api_keys",
     "ARGUS_JWT_SECRET": "security.jwt_secret",
+    "OTEL_ENABLED": "tracing.enabled",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tracing.endpoint",
 }
 
 _LIST_KEYS = {"security.api_keys", "security.allowed_origins", "datasource.always_on"}
@@ -211,6 +221,8 @@ def _check(cfg: Any) -> None:
         raise ConfigError("config error: server.max_frame_bytes: must be >= server.max_message_bytes")
     if cfg.nats.demand_ttl <= cfg.nats.demand_refresh:
         raise ConfigError("config error: nats.demand_ttl: must be longer than nats.demand_refresh")
+    if not 0.0 <= cfg.tracing.sample_ratio <= 1.0:
+        raise ConfigError(f"config error: tracing.sample_ratio: must be within 0..1, got {cfg.tracing.sample_ratio}")
     if not cfg.nats.url.startswith(("nats://", "tls://", "ws://", "wss://")):
         raise ConfigError(f"config error: nats.url: {cfg.nats.url!r} is not a nats:// or tls:// URL")
 

@@ -187,3 +187,47 @@ def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> N
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+def test_interactive_example_subscribes_lists_unsubscribes_and_quits(stack: int) -> None:
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "websocket_client_example.py"), "--mode", "interactive"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert p.stdin is not None and p.stdout is not None
+    out: list[str] = []
+
+    def until(needle: str, limit: float = 15) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if needle in line:
+                return
+        raise AssertionError(f"no {needle!r} in output:\n{''.join(out[-15:])}")
+
+    try:
+        until("commands:")
+        p.stdin.write("sub 600000.SH quote,trade\n")
+        p.stdin.flush()
+        until("SUBSCRIBED")
+        until("DATA quote 600000.SH")
+        p.stdin.write("list\n")
+        p.stdin.flush()
+        until("SUBSCRIPTIONS")
+        assert "quote:600000.SH" in out[-1] and "trade:600000.SH" in out[-1]
+        p.stdin.write("unsub 600000.SH\n")
+        p.stdin.flush()
+        until("UNSUBSCRIBED")
+        p.stdin.write("quit\n")
+        p.stdin.flush()
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

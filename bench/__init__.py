@@ -1,0 +1,1 @@
+"""`make bench`: load scenarios against the stack `make run` starts."""

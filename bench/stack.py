@@ -1,0 +1,114 @@
+"""Start the stack `make run` starts (nats-server, mock ingestor, gateway) for one scenario."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def _raise_nofile() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Stack:
+    def __init__(self, rate: float, universe: int, max_connections: int, gateway_cpu: int | None) -> None:
+        self.rate = rate
+        self.universe = universe
+        self.max_connections = max_connections
+        self.gateway_cpu = gateway_cpu
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.store = tempfile.mkdtemp(prefix="argus-bench-")
+        self.ws_port = free_port()
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING"}
+        p = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_raise_nofile
+        )
+        self.procs.append(p)
+        return p
+
+    def start(self) -> None:
+        nats_port = free_port()
+        nats_bin = shutil.which("nats-server", path=str(BIN)) or "nats-server"
+        self._spawn([nats_bin, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", self.store])
+        wait_port(nats_port)
+        url = f"nats://127.0.0.1:{nats_port}"
+        mport = free_port()
+        self._spawn(
+            [
+                str(BIN / "argus-ingestor-mock"),
+                "--nats-url",
+                url,
+                "--metrics-port",
+                str(mport),
+                "--rate",
+                str(self.rate),
+                "--universe",
+                str(self.universe),
+                "--seed",
+                "1",
+            ]
+        )
+        wait_port(mport)
+        gport = free_port()
+        self.gateway = self._spawn(
+            [
+                str(BIN / "argus-gateway"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ws_port),
+                "--metrics-port",
+                str(gport),
+                "--nats-url",
+                url,
+                "--max-connections",
+                str(self.max_connections + 10),
+                "--max-subscriptions",
+                "1000",
+            ]
+        )
+        wait_port(self.ws_port)
+        if self.gateway_cpu is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(self.gateway.pid, {self.gateway_cpu})
+        time.sleep(1.0)  # let the mock's universe start streaming
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.store, ignore_errors=True)

@@ -36,7 +36,7 @@ def percentile(sorted_us: list[int], q: float) -> float | None:
     return round(sorted_us[min(len(sorted_us) - 1, int(q * len(sorted_us)))] / 1000.0, 2)
 
 
-def run(s: Scenario, duration: float | None = None) -> dict[str, Any]:
+def run(s: Scenario, duration: float | None = None, sample_every: int | None = None) -> dict[str, Any]:
     duration = duration or s.duration
     two_cores = (os.cpu_count() or 1) >= 2
     stack = Stack(s.rate, s.universe, s.clients, 0 if two_cores else None)
@@ -45,7 +45,8 @@ def run(s: Scenario, duration: float | None = None) -> dict[str, Any]:
         pid = stack.gateway.pid
         base_rss = rss_kb(pid)
         parent, child = mp.Pipe()
-        sample_every = max(1, int(s.offered // 2000))  # ~2000 latency samples per second
+        if sample_every is None:
+            sample_every = max(1, int(s.offered // 2000))  # ~2000 latency samples per second
         proc = mp.Process(
             target=loadgen.main,
             args=(
@@ -87,6 +88,7 @@ def run(s: Scenario, duration: float | None = None) -> dict[str, Any]:
         "p99_ms": percentile(lat, 0.99),
         "p999_ms": percentile(lat, 0.999),
         "latency_samples": len(lat),
+        "seq_holes": result["holes"] if sample_every == 1 else None,
         "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
         "gateway_peak_rss_mb": round(peak_rss / 1024, 1),
         "rss_per_connection_kb": round((rss_loaded - base_rss) / max(1, result["connected"]), 1),

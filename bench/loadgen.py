@@ -24,6 +24,7 @@ class Counter:
         self.latencies_us: list[int] = []
         self.sample_every = sample_every
         self.counting = False
+        self.holes = 0  # seq numbers skipped within a client's stream (checked when every frame is parsed)
 
 
 class Client(WSListener):
@@ -31,6 +32,7 @@ class Client(WSListener):
         self.counter = counter
         self.subscribe = subscribe
         self.n = 0
+        self.last_seq: dict[str, int] = {}
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         transport.send(WSMsgType.TEXT, self.subscribe)
@@ -45,7 +47,13 @@ class Client(WSListener):
             return
         msg = json.loads(frame.get_payload_as_bytes())
         if msg.get("type") == "DATA" and not msg["data"].get("snapshot"):
-            c.latencies_us.append(time.time_ns() // 1000 - msg["data"]["ts"])
+            data = msg["data"]
+            c.latencies_us.append(time.time_ns() // 1000 - data["ts"])
+            if c.sample_every == 1:
+                last = self.last_seq.get(data["symbol"])
+                if last is not None and data["seq"] > last + 1:
+                    c.holes += data["seq"] - last - 1
+                self.last_seq[data["symbol"]] = data["seq"]
 
 
 async def run_clients(
@@ -86,6 +94,7 @@ async def run_clients(
         "connected": connected,
         "connect_s": connect_s,
         "frames": counter.frames,
+        "holes": counter.holes,
         "elapsed": elapsed,
         "latencies_us": counter.latencies_us,
     }

@@ -8,7 +8,7 @@ Bars align to the market's local time: minutes and hours on the clock, `1d` at l
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from argus_protocol import BEIJING, PERIOD_SECONDS, Kline, Tick
 
@@ -24,6 +24,9 @@ class _Bar:
 
 
 def _utc_offset_ms(tz: tzinfo, ts_ms: int) -> int:
+    if isinstance(tz, timezone):  # fixed offset (Beijing): no date needed, and this runs per trade
+        fixed = tz.utcoffset(None)
+        return int(fixed.total_seconds() * 1000)
     offset = datetime.fromtimestamp(ts_ms / 1000, tz).utcoffset() or timedelta(0)
     return int(offset.total_seconds() * 1000)
 

@@ -12,7 +12,7 @@ import zlib
 from datetime import datetime, tzinfo
 
 from argus_ingestor.bars import KlineBuilder, MinuteLine
-from argus_protocol import BEIJING, PERIODS, Kline, Quote, Tick, Trade
+from argus_protocol import BEIJING, PERIODS, Quote, Trade
 
 TICK = 0.01
 LOT = 100
@@ -22,6 +22,10 @@ LEVELS = 5
 def base_price(symbol: str) -> float:
     """A plausible, stable starting price for any symbol (5.00 .. 104.99)."""
     return round(5 + (zlib.crc32(symbol.encode()) % 10000) / 100, 2)
+
+
+def local_iso(now_ms: int, tz: tzinfo) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, tz).isoformat(timespec="milliseconds")
 
 
 def _round(price: float) -> float:
@@ -70,17 +74,22 @@ class Instrument:
         self.bars = KlineBuilder(PERIODS, tz)
         self.line = MinuteLine(tz)
 
-    def step(self, now_ms: int) -> Print:
-        """Trade 1-3 times around a random walk bounded by the ±10% daily limit."""
+    def step(self, now_ms: int, when: str | None = None) -> Print:
+        """Trade 1-3 times around a random walk bounded by the ±10% daily limit.
+
+        `when` is now_ms formatted in the market's time; callers updating many symbols at one
+        instant format it once.
+        """
         rng = self.rng
+        rand = rng.random
         out = Print()
         lo, hi = _round(self.prev_close * 0.9), _round(self.prev_close * 1.1)
-        when = datetime.fromtimestamp(now_ms / 1000, self.tz).isoformat(timespec="milliseconds")
-        for _ in range(rng.randint(1, 3)):
+        if when is None:
+            when = local_iso(now_ms, self.tz)
+        for _ in range(1 + int(rand() * 3)):
             price = _round(min(hi, max(lo, self.last * math.exp(rng.gauss(0, 0.0008)))))
-            lots = rng.randint(1, 50)
-            volume = lots * LOT
-            side = "B" if price > self.last else "S" if price < self.last else rng.choice("BS")
+            volume = (1 + int(rand() * 50)) * LOT
+            side = "B" if price > self.last else "S" if price < self.last else ("B" if rand() < 0.5 else "S")
             self.trade_no += 1
             self.last = price
             out.trades.append(Trade(time=when, price=price, volume=volume, side=side, trade_id=str(self.trade_no)))  # type: ignore[arg-type]
@@ -95,10 +104,10 @@ class Instrument:
         out.price = self.last
         return out
 
-    def quote(self, now_ms: int) -> Quote:
-        rng = self.rng
+    def quote(self, now_ms: int, when: str | None = None) -> Quote:
+        rand = self.rng.random
         # The last trade sits at the touch: bid1 just below it (or at it), ask1 one tick above bid1.
-        bid1 = _round(self.last - TICK * rng.randint(0, 1))
+        bid1 = _round(self.last - TICK) if rand() < 0.5 else self.last
         return Quote(
             price=self.last,
             open=self.open,
@@ -107,12 +116,9 @@ class Instrument:
             prev_close=self.prev_close,
             volume=self.volume,
             amount=round(self.amount, 2),
-            timestamp=datetime.fromtimestamp(now_ms / 1000, self.tz).isoformat(timespec="milliseconds"),
+            timestamp=when if when is not None else local_iso(now_ms, self.tz),
             bid_prices=[_round(bid1 - TICK * i) for i in range(LEVELS)],
-            bid_volumes=[rng.randint(1, 200) * LOT for _ in range(LEVELS)],
+            bid_volumes=[(1 + int(rand() * 200)) * LOT for _ in range(LEVELS)],
             ask_prices=[_round(bid1 + TICK * (i + 1)) for i in range(LEVELS)],
-            ask_volumes=[rng.randint(1, 200) * LOT for _ in range(LEVELS)],
+            ask_volumes=[(1 + int(rand() * 200)) * LOT for _ in range(LEVELS)],
         )
-
-    def bars_after(self, now_ms: int, p: Print) -> tuple[list[Kline], list[Tick]]:
-        return self.bars.add(now_ms, p.price, p.volume, p.amount), self.line.add(now_ms, p.price, p.volume, p.amount)

@@ -1,8 +1,9 @@
 """The mock market as an Argus Source: every wanted symbol plus an always-on universe.
 
 Always-on symbols publish quotes all the time (keeping the last-value cache warm); every other
-stream is published while somebody wants it. All symbols' state advances alike, so a stream
-joined late starts from a consistent day (volumes, bars, 分时).
+stream is published while somebody wants it. Prices and cumulative volume advance for every
+symbol alike; bars and 分时 are built only while wanted (they cost most), so a kline stream joined
+mid-bar starts with a partial bar.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from argus_ingestor import Source, SourceContext, WantedSet
-from argus_protocol import Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent
+from argus_protocol import BEIJING, Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent
 
-from .market import Instrument
+from .market import Instrument, local_iso
 from .schedule import SCHEDULES, is_open
 
 ALWAYS = ("000001.SZ", "600000.SH")
@@ -136,32 +137,38 @@ class MockSource(Source):
 
     def _update(self, symbols: list[str]) -> list[Event]:
         now_ms = int(self.clock() * 1000)
+        when = local_iso(now_ms, BEIJING)  # one instant for the whole step: format it once
         wanted = self.wanted
         streams = wanted.streams
         by_symbol = wanted.by_symbol
         always = self._always_set
+        name = self.name
         out: list[Event] = []
         for sym in symbols:
             inst = self.instruments.get(sym)
             if inst is None:
                 continue
-            printed = inst.step(now_ms)
-            klines, ticks = inst.bars_after(now_ms, printed)
-            if sym not in by_symbol:
+            printed = inst.step(now_ms, when)
+            wants = by_symbol.get(sym)
+            if wants is None:
                 if sym in always:
-                    out.append(QuoteEvent(symbol=sym, source=self.name, quote=inst.quote(now_ms)))
+                    out.append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(now_ms, when)))
                 continue
-            types = {s.type for s in by_symbol[sym]}
+            types = {s.type for s in wants}
             if "quote" in types or sym in always:
-                out.append(QuoteEvent(symbol=sym, source=self.name, quote=inst.quote(now_ms)))
+                out.append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(now_ms, when)))
             if "trade" in types:
-                out.extend(TradeEvent(symbol=sym, source=self.name, trade=t) for t in printed.trades)
+                out.extend(TradeEvent(symbol=sym, source=name, trade=t) for t in printed.trades)
+            # Bars and 分时 are built only while wanted: they are the costliest part of an update.
             if "tick" in types:
-                out.extend(TickEvent(symbol=sym, source=self.name, tick=t) for t in ticks)
+                out.extend(
+                    TickEvent(symbol=sym, source=name, tick=t)
+                    for t in inst.line.add(now_ms, printed.price, printed.volume, printed.amount)
+                )
             if "kline" in types:
                 out.extend(
-                    KlineEvent(symbol=sym, source=self.name, kline=k)
-                    for k in klines
+                    KlineEvent(symbol=sym, source=name, kline=k)
+                    for k in inst.bars.add(now_ms, printed.price, printed.volume, printed.amount)
                     if ("kline", sym, k.period) in streams
                 )
         return out

@@ -62,23 +62,29 @@ async def run_clients(
     counter = Counter(sample_every)
     transports: list[WSTransport] = []
     t0 = time.monotonic()
-    for i in range(0, len(plans), 200):  # connect in waves so the accept queue keeps up
-        batch = plans[i : i + 200]
-        results = await asyncio.gather(
-            *(
-                ws_connect(
-                    lambda s=syms: Client(
-                        counter, json.dumps({"type": "SUBSCRIBE", "data": {"symbols": s, "snapshot": False}}).encode()
-                    ),
-                    url,
-                )
-                for syms in batch
-            ),
-            return_exceptions=True,
-        )
-        for r in results:
-            if isinstance(r, tuple):
-                transports.append(r[0])
+
+    def factory(syms: list[str]):  # type: ignore[no-untyped-def]
+        sub = json.dumps({"type": "SUBSCRIBE", "data": {"symbols": syms, "snapshot": False}}).encode()
+        return lambda: Client(counter, sub)
+
+    pending = list(plans)
+    for _attempt in range(3):  # a busy gateway may time out some handshakes: try those again
+        failed: list[list[str]] = []
+        for i in range(0, len(pending), 200):  # connect in waves so the accept queue keeps up
+            batch = pending[i : i + 200]
+            results = await asyncio.gather(
+                *(ws_connect(factory(syms), url, websocket_handshake_timeout=15) for syms in batch),
+                return_exceptions=True,
+            )
+            for syms, r in zip(batch, results, strict=True):
+                if isinstance(r, tuple):
+                    transports.append(r[0])
+                else:
+                    failed.append(syms)
+        if not failed:
+            break
+        pending = failed
+        await asyncio.sleep(1.0)
     connected = len(transports)
     connect_s = time.monotonic() - t0
     await asyncio.sleep(warmup)

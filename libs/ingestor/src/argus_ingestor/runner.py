@@ -207,7 +207,7 @@ class Runner:
             return
         self._wanted = wanted
         self.metrics.wanted.set(len(wanted))
-        attrs = {
+        attrs: dict[str, str | int] = {
             "source": self.name,
             "streams": len(wanted),
             "symbols": len(wanted.symbols),

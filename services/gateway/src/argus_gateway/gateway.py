@@ -604,7 +604,10 @@ class Gateway:
     def _error(self, session: Session, code: str, message: str, req_id: str | int | None = None) -> None:
         self.metrics.errors.labels(str(code)).inc()
         # Bounded by the inbound rate limit, so a misbehaving client cannot flood the log.
-        log.info("client error", extra={"session": session.id, "remote": session.remote, "code": str(code), "detail": message[:200]})
+        log.info(
+            "client error",
+            extra={"session": session.id, "remote": session.remote, "code": str(code), "detail": message[:200]},
+        )
         session.send(Envelope("ERROR", Error(code=str(code), message=message, id=req_id), iso_now(), req_id))
 
     async def _close(self, session: Session, code: int, reason: str) -> None:

@@ -27,6 +27,7 @@ from argus_protocol import (
 from argus_service.config import Config
 from argus_service.jetstream import ensure_last_value_stream
 from argus_service.natsconn import connect_nats
+from argus_service.tasks import Background
 from nats.aio.client import Client
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -78,7 +79,7 @@ class Runner:
         self._wanted = WantedSet()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
-        self._sending: set[asyncio.Task[None]] = set()
+        self._background = Background()
 
     # SourceContext ------------------------------------------------------------------------
     def status(
@@ -249,11 +250,7 @@ class Runner:
         if nc is None or not nc.is_connected:
             return
         status.ts = now_us()
-        task = asyncio.get_running_loop().create_task(
-            self._send(self.subjects.status(self.name), encode_msgpack(status))
-        )
-        self._sending.add(task)  # held so the task is not collected before it runs
-        task.add_done_callback(self._sending.discard)
+        self._background.spawn(self._send(self.subjects.status(self.name), encode_msgpack(status)))
 
     async def _send(self, subject: str, payload: bytes) -> None:
         assert self.nc is not None

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from argus_protocol import DemandAnnouncement, Subjects, encode_msgpack
+from argus_service.tasks import Background
 from nats.aio.client import Client
 
 log = logging.getLogger("argus.demand")
@@ -36,7 +37,7 @@ class DemandAnnouncer:
         self._pending: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._query_sub = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._background = Background()
 
     async def start(self) -> None:
         self._query_sub = await self.nc.subscribe(self.query_subject, cb=self._on_query)
@@ -50,9 +51,7 @@ class DemandAnnouncer:
 
     def _fire(self) -> None:
         self._pending = None
-        task = asyncio.get_running_loop().create_task(self.announce())
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._background.spawn(self.announce())
 
     async def announce(self, streams: list[str] | None = None) -> None:
         self._seq += 1

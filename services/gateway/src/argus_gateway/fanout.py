@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from argus_protocol import Stream, Subjects, decode_event, encode_json, encode_msgpack
 from argus_protocol.messages import Envelope, Gap
+from argus_service.tasks import Background
 from nats.aio.client import Client
 
 from .frames import ws_frame
@@ -89,13 +90,8 @@ class Hub:
         self._flush_scheduled = False
         self._event_ts: list[int] = []
         self._loop = asyncio.get_running_loop()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = Background()
         self._retry_task = self._loop.create_task(self._retry_behind())
-
-    def _spawn(self, coro: Any) -> None:
-        task = self._loop.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # ---------------------------------------------------------------- subscription registry
     def add(self, session: Session, stream: Stream) -> tuple[Topic, bool]:
@@ -112,7 +108,7 @@ class Hub:
         topic.ready = self._loop.create_future()
         self.metrics.nats_subjects.set(len(self.topics))
         self.on_demand_change()
-        self._spawn(self._open(topic))
+        self._background.spawn(self._open(topic))
         return topic, True
 
     async def _open(self, topic: Topic) -> None:
@@ -147,7 +143,7 @@ class Hub:
             self.metrics.nats_subjects.set(len(self.topics))
             self.on_demand_change()
             if topic.sub is not None:
-                self._spawn(self._unsubscribe(topic.sub))
+                self._background.spawn(self._unsubscribe(topic.sub))
 
     async def _unsubscribe(self, sub: Any) -> None:
         with contextlib.suppress(Exception):

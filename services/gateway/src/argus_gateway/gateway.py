@@ -48,6 +48,7 @@ from argus_protocol.messages import (
 from argus_service.config import Config
 from argus_service.jetstream import ensure_last_value_stream
 from argus_service.natsconn import connect_nats
+from argus_service.tasks import Background
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
@@ -89,13 +90,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._n = 0
-        self._background: set[asyncio.Task[Any]] = set()
-
-    def _spawn(self, coro: Any) -> None:
-        """Fire-and-forget with a reference held, so the task is not collected mid-flight."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background = Background()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, stop: asyncio.Event | None = None) -> None:
@@ -337,7 +332,7 @@ class Gateway:
         def expire() -> None:
             if session in self.sessions and session.grant is grant:
                 self._error(session, ErrorCode.UNAUTHORIZED, "token expired")
-                self._spawn(self._close(session, CloseCode.POLICY, "token expired"))
+                self._background.spawn(self._close(session, CloseCode.POLICY, "token expired"))
 
         loop.call_later(delay, expire)
 
@@ -515,7 +510,7 @@ class Gateway:
                 else:
                     stored.append(topic)  # held here but nothing live yet: ask the store too
             if stored:
-                self._spawn(self._snapshots_from_store(session, stored, resume))
+                self._background.spawn(self._snapshots_from_store(session, stored, resume))
 
     async def _snapshots_from_store(self, session: Session, topics: list[Topic], resume: dict[str, int]) -> None:
         hub = self.hub
@@ -629,7 +624,7 @@ class Gateway:
         self._error(session, ErrorCode.SLOW_CONSUMER, f"outbox exceeded {session.outbox_bytes} bytes; closing")
         session.write_now()
         session.closed = True  # nothing more queues for it
-        self._spawn(self._close(session, CloseCode.SLOW_CONSUMER, "slow consumer"))
+        self._background.spawn(self._close(session, CloseCode.SLOW_CONSUMER, "slow consumer"))
 
     # ------------------------------------------------------------------ status and heartbeats
     def _status_envelope(self, st: SourceStatus) -> Envelope:

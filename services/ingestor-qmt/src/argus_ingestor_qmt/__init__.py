@@ -1,0 +1,1 @@
+"""Argus ingestor for QMT (迅投 MiniQMT) through xtquant.xtdata."""

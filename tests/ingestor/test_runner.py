@@ -67,11 +67,11 @@ def q(symbol: str, price: float = 10.0) -> QuoteEvent:
     )
 
 
-async def wait_for(pred, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(pred, timeout: float = 2.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
+            raise TimeoutError(f"{what} not met within {timeout}s")
         await asyncio.sleep(0.02)
 
 
@@ -85,7 +85,7 @@ async def running(nats_url: str):  # type: ignore[no-untyped-def]
         runner = Runner(src, cfg, CollectorRegistry(), always_on=always_on, tracer=tracer)
         stop = asyncio.Event()
         task = asyncio.create_task(runner.run(stop))
-        await wait_for(lambda: runner.ready()[0], 10)
+        await wait_for(lambda: runner.ready()[0], 10, "runner ready")
         made.append((stop, task))
         return src, runner
 
@@ -109,7 +109,7 @@ async def test_events_get_per_stream_seq_and_publish_ts(running, nats_url: str) 
     before = now_us()
     await src.queue.put([q("RUN1.SZ", 1), q("RUN2.SZ", 2), q("RUN1.SZ", 3)])
     await src.queue.put([q("RUN1.SZ", 4)])
-    await wait_for(lambda: len(got) == 4)
+    await wait_for(lambda: len(got) >= 4, 2, "4 events on NATS")
     run1 = [e for s, e in got if s == "quote.RUN1.SZ"]
     assert [e.seq for e in run1] == [1, 2, 3]
     assert [e.quote.price for e in run1] == [1, 3, 4]

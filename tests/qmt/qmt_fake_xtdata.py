@@ -248,6 +248,13 @@ class FakeXtData:
                 if cb is not None and p == "l2transaction" and target == code:
                     self._q.put((cb, {code: rows}))
 
+    def push_raw(self, period: str, target: str, datas: Any) -> None:
+        """Deliver `datas` as is to the subscribers of (period, target): for malformed pushes."""
+        with self.lock:
+            for p, t, cb in list(self.subs.values()):
+                if cb is not None and p == period and t == target:
+                    self._q.put((cb, datas))
+
     def kill(self) -> None:
         """MiniQMT exits mid-stream: subscriptions are gone and xtquant reports the disconnect."""
         with self.lock:

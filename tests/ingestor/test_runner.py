@@ -149,14 +149,33 @@ async def test_follows_the_union_of_gateway_demand_and_expires_dead_gateways(run
         Stream("trade", "300750.SZ"),
     }
     # an out-of-order older announcement changes nothing
-    await announce("gwA", 0, 30, [])
+    await announce("gwA", 3, 30, ["quote:300750.SZ", "kline:000001.SZ:5m"])
+    await announce("gwA", 2, 30, [])
     await asyncio.sleep(0.2)
     assert Stream("quote", "300750.SZ") in src.wants[-1].streams
     # gwB stops refreshing: its wants expire after its ttl
     await wait_for(lambda: Stream("trade", "300750.SZ") not in src.wants[-1].streams, 3.0)
+    assert time.monotonic() - t0 < 2.5
     # gwA withdraws on a clean exit: at once
-    await announce("gwA", 2, 30, [])
+    await announce("gwA", 4, 30, [])
     await wait_for(lambda: src.wants[-1].streams == {Stream("quote", "600000.SH")}, 1.0)
+    await nc.close()
+
+
+async def test_a_gateway_restarted_under_the_same_id_is_heard_at_once(running, nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    src, _ = await running()
+
+    async def announce(seq: int, streams: list[str]) -> None:
+        ann = DemandAnnouncement(gateway="gw-fixed", seq=seq, ttl=30, streams=streams)
+        await nc.publish(Subjects().demand("gw-fixed"), encode_msgpack(ann))
+        await nc.flush()
+
+    await announce(41, ["quote:000651.SZ"])
+    await wait_for(lambda: bool(src.wants) and Stream("quote", "000651.SZ") in src.wants[-1].streams, 1.0)
+    # killed without withdrawing, back with a fresh counter and different clients
+    await announce(1, ["quote:601318.SH"])
+    await wait_for(lambda: src.wants[-1].streams == {Stream("quote", "601318.SH")}, 1.0)
     await nc.close()
 
 

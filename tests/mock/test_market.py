@@ -20,7 +20,7 @@ def test_random_walk_is_consistent_over_many_steps() -> None:
     for i in range(2000):
         now = T0 + i * 1000
         p = inst.step(now)
-        q = inst.quote(now)
+        q = inst.quote(f"t{i}")
         assert q.low <= q.price <= q.high
         assert round(q.prev_close * 0.9, 2) <= q.price <= round(q.prev_close * 1.1, 2)  # daily limit, on the tick
         assert q.volume == last_volume + sum(t.volume for t in p.trades)
@@ -38,7 +38,7 @@ def test_random_walk_is_consistent_over_many_steps() -> None:
 def test_same_seed_same_prices_other_seed_other_prices() -> None:
     def path(seed: int) -> list[float]:
         inst = Instrument("600000.SH", seed=seed)
-        return [inst.step(T0 + i * 1000).price for i in range(50)]
+        return [inst.step(T0 + i * 1000).close for i in range(50)]
 
     assert path(1) == path(1)
     assert path(1) != path(2)

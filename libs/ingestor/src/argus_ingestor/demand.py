@@ -32,8 +32,10 @@ class DemandTable:
             log.warning("bad demand announcement", extra={"error": str(e)})
             return False
         prev = self._gateways.get(ann.gateway)
-        if prev is not None and ann.seq < prev[0]:
-            return False  # reordered old announcement
+        if prev is not None and 1 < ann.seq < prev[0]:
+            # A reordered old announcement. (seq 1 is a gateway that restarted under the same
+            # configured id: it starts counting again and must not be ignored until the ttl runs out.)
+            return False
         streams: set[Stream] = set()
         for key in ann.streams:
             try:

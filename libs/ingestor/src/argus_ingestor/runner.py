@@ -235,12 +235,13 @@ class Runner:
     async def _after_reconnect(self) -> None:
         self.metrics.nats_connected.set(1)
         assert self.nc is not None
-        # A restarted nats-server lost the in-memory last-value stream and gateways may have
-        # announced while we were away.
-        await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
+        # Gateways may have announced while we were away: ask first (the JetStream call below
+        # can wait seconds for a freshly restarted server), then tell our state again.
         await self._ask_for_demand()
         for st in self.board.repeat():
             self._publish_status(st)
+        # A restarted nats-server lost the in-memory last-value stream.
+        await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
 
     async def _on_disconnect(self) -> None:
         self.metrics.nats_connected.set(0)

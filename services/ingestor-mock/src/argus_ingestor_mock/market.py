@@ -1,59 +1,73 @@
 """The simulated instrument: a random walk with a consistent book, volumes, bars and 分时.
 
-Everything about a symbol follows from its state and its own random generator, seeded from the
-run's seed and the symbol, so a run with `--seed` is repeatable symbol by symbol.
+Prices are held as integer ticks (0.01), so every published price sits exactly on the tick and
+turnover adds up exactly. Everything about a symbol follows from its state and its own random
+generators, seeded from the run's seed and the symbol: a run with `--seed` is repeatable symbol by
+symbol, whatever else is wanted (the book draws from a generator of its own, so publishing quotes
+or not does not change the prices).
+
+Per instrument, every update feeds the klines of all six periods and the 分时 line (cheap
+accumulators); payloads are built only for what the caller asks for. The trading day rolls over
+at local midnight: the last price becomes `prev_close`, cumulative volume and turnover restart.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import zlib
+from collections.abc import Collection
 from datetime import datetime, tzinfo
 
-from argus_ingestor.bars import KlineBuilder, MinuteLine
-from argus_protocol import BEIJING, PERIODS, Quote, Trade
+from argus_ingestor.bars import KlineBuilder, MinuteLine, bucket_end_ms, bucket_start_ms
+from argus_protocol import BEIJING, PERIODS, Kline, Quote, Tick, Trade
 
 TICK = 0.01
+TICKS_PER_UNIT = 100
 LOT = 100
 LEVELS = 5
+LIMIT = 0.10  # ±10% daily price limit around prev_close
+VOLATILITY = 0.0008  # per trade, relative standard deviation
+_SPREAD = 6**0.5  # (u1 - u2) of two uniforms has standard deviation 1/sqrt(6)
+_MASK64 = (1 << 64) - 1
+
+
+def base_ticks(symbol: str) -> int:
+    """A plausible, stable starting price in ticks for any symbol (5.00 .. 104.99)."""
+    return 500 + zlib.crc32(symbol.encode()) % 10000
 
 
 def base_price(symbol: str) -> float:
-    """A plausible, stable starting price for any symbol (5.00 .. 104.99)."""
-    return round(5 + (zlib.crc32(symbol.encode()) % 10000) / 100, 2)
+    return base_ticks(symbol) / TICKS_PER_UNIT
 
 
 def local_iso(now_ms: int, tz: tzinfo) -> str:
     return datetime.fromtimestamp(now_ms / 1000, tz).isoformat(timespec="milliseconds")
 
 
-def _round(price: float) -> float:
-    return round(round(price / TICK) * TICK, 2)
-
-
 class Print:
-    """What one update traded: the trades and their aggregate for the bar builders."""
+    """What one update traded: its trades (when asked for) and aggregate, in prices not ticks."""
 
-    __slots__ = ("amount", "price", "trades", "volume")
+    __slots__ = ("amount", "close", "high", "low", "open", "trades", "volume")
 
     def __init__(self) -> None:
         self.trades: list[Trade] = []
         self.volume = 0
         self.amount = 0.0
-        self.price = 0.0
+        self.open = self.high = self.low = self.close = 0.0
 
 
 class Instrument:
     __slots__ = (
-        "amount",
+        "amount_t",
         "bars",
-        "high",
-        "last",
+        "book_state",
+        "day_end",
+        "high_t",
+        "last_t",
         "line",
-        "low",
-        "open",
-        "prev_close",
+        "low_t",
+        "open_t",
+        "prev_close_t",
         "rng",
         "symbol",
         "trade_no",
@@ -64,61 +78,151 @@ class Instrument:
     def __init__(self, symbol: str, seed: int | None, tz: tzinfo = BEIJING) -> None:
         self.symbol = symbol
         self.tz = tz
-        key = f"{seed}:{symbol}".encode()
-        self.rng = random.Random(zlib.crc32(key) if seed is not None else None)
-        self.prev_close = base_price(symbol)
-        self.open = self.last = self.high = self.low = self.prev_close
+        if seed is None:
+            self.rng = random.Random()
+            self.book_state = self.rng.getrandbits(64)
+        else:
+            key = zlib.crc32(f"{seed}:{symbol}".encode())
+            self.rng = random.Random(key)
+            self.book_state = key
+        self.prev_close_t = base_ticks(symbol)
+        self.open_t = self.last_t = self.high_t = self.low_t = self.prev_close_t
         self.volume = 0
-        self.amount = 0.0
+        self.amount_t = 0  # turnover in ticks × shares: exact
         self.trade_no = 0
+        self.day_end = -1
         self.bars = KlineBuilder(PERIODS, tz)
         self.line = MinuteLine(tz)
 
-    def step(self, now_ms: int, when: str | None = None) -> Print:
+    # prices as published ------------------------------------------------------------------
+    @property
+    def last(self) -> float:
+        return self.last_t / TICKS_PER_UNIT
+
+    @property
+    def prev_close(self) -> float:
+        return self.prev_close_t / TICKS_PER_UNIT
+
+    @property
+    def amount(self) -> float:
+        return self.amount_t / TICKS_PER_UNIT
+
+    def _new_day(self, now_ms: int) -> None:
+        day = bucket_start_ms(now_ms, 86400, self.tz)
+        if self.day_end >= 0:  # not the first day of this instrument: yesterday's close carries over
+            self.prev_close_t = self.last_t
+        self.day_end = bucket_end_ms(day, 86400, self.tz)
+        self.volume = 0
+        self.amount_t = 0
+
+    def step(self, now_ms: int, when: str | None = None, trades: bool = True) -> Print:
         """Trade 1-3 times around a random walk bounded by the ±10% daily limit.
 
         `when` is now_ms formatted in the market's time; callers updating many symbols at one
-        instant format it once.
+        instant format it once. `trades=False` skips building the Trade payloads (the walk, the
+        trade ids and the totals are the same either way).
         """
-        rng = self.rng
-        rand = rng.random
+        if now_ms >= self.day_end:
+            self._new_day(now_ms)
+        rand = self.rng.random
+        prev = self.prev_close_t
+        lo = prev - int(prev * LIMIT)
+        hi = prev + int(prev * LIMIT)
+        last = self.last_t
+        scale = last * VOLATILITY * _SPREAD
         out = Print()
-        lo, hi = _round(self.prev_close * 0.9), _round(self.prev_close * 1.1)
-        if when is None:
+        if trades and when is None:
             when = local_iso(now_ms, self.tz)
-        for _ in range(1 + int(rand() * 3)):
-            price = _round(min(hi, max(lo, self.last * math.exp(rng.gauss(0, 0.0008)))))
-            volume = (1 + int(rand() * 50)) * LOT
-            side = "B" if price > self.last else "S" if price < self.last else ("B" if rand() < 0.5 else "S")
+        first = high = low = 0
+        volume = 0
+        amount_t = 0
+        n = 1 + int(rand() * 3)
+        for i in range(n):
+            # a cheap bell-ish move (difference of two uniforms), rounded to the tick
+            price = last + int((rand() - rand()) * scale + 1_000_000.5) - 1_000_000
+            if price < lo:
+                price = lo
+            elif price > hi:
+                price = hi
+            draw = int(rand() * 100)
+            vol = (1 + (draw >> 1)) * LOT
+            side = "B" if price > last else "S" if price < last else ("B" if draw & 1 else "S")
             self.trade_no += 1
-            self.last = price
-            out.trades.append(Trade(time=when, price=price, volume=volume, side=side, trade_id=str(self.trade_no)))  # type: ignore[arg-type]
-            out.volume += volume
-            out.amount += price * volume
+            if trades:
+                out.trades.append(
+                    Trade(time=when, price=price / 100, volume=vol, side=side, trade_id=str(self.trade_no))  # type: ignore[arg-type]
+                )
+            if i == 0:
+                first = high = low = price
+            elif price > high:
+                high = price
+            elif price < low:
+                low = price
+            last = price
+            volume += vol
+            amount_t += price * vol
         if self.volume == 0:
-            self.open = self.high = self.low = out.trades[0].price
-        self.high = max(self.high, *(t.price for t in out.trades))
-        self.low = min(self.low, *(t.price for t in out.trades))
-        self.volume += out.volume
-        self.amount += out.amount
-        out.price = self.last
+            self.open_t = self.high_t = self.low_t = first
+        if high > self.high_t:
+            self.high_t = high
+        if low < self.low_t:
+            self.low_t = low
+        self.last_t = last
+        self.volume += volume
+        self.amount_t += amount_t
+        out.open, out.high, out.low, out.close = first / 100, high / 100, low / 100, last / 100
+        out.volume = volume
+        out.amount = amount_t / 100
         return out
 
-    def quote(self, now_ms: int, when: str | None = None) -> Quote:
-        rand = self.rng.random
-        # The last trade sits at the touch: bid1 just below it (or at it), ask1 one tick above bid1.
-        bid1 = _round(self.last - TICK) if rand() < 0.5 else self.last
+    def feed(
+        self, now_ms: int, printed: Print, periods: Collection[str] = (), tick: bool = False
+    ) -> tuple[list[Kline], list[Tick]]:
+        """Feed an update into the klines and 分时; return the payloads of `periods` (and `tick`)."""
+        klines = self.bars.add_print(
+            now_ms, printed.open, printed.high, printed.low, printed.close, printed.volume, printed.amount, periods
+        )
+        ticks = self.line.add(now_ms, printed.close, printed.volume, printed.amount, tick)
+        return klines, ticks
+
+    def roll(self, now_ms: int, periods: Collection[str] = (), tick: bool = False) -> tuple[list[Kline], list[Tick]]:
+        """Close bars and the 分时 minute that ended without trades (market closed, symbol idle)."""
+        return self.bars.roll(now_ms, periods), self.line.roll(now_ms, tick)
+
+    def quote(self, when: str) -> Quote:
+        # The book draws from its own generator (splitmix64): 1 bit for the touch, 6 per volume.
+        z = self.book_state = (self.book_state + 0x9E3779B97F4A7C15) & _MASK64
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _MASK64
+        bits = z ^ (z >> 31)
+        last = self.last_t
+        # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
+        b = last - 1 if bits >> 63 else last
+        if b < 5:
+            b = 5
         return Quote(
-            price=self.last,
-            open=self.open,
-            high=self.high,
-            low=self.low,
-            prev_close=self.prev_close,
+            price=last / 100,
+            open=self.open_t / 100,
+            high=self.high_t / 100,
+            low=self.low_t / 100,
+            prev_close=self.prev_close_t / 100,
             volume=self.volume,
-            amount=round(self.amount, 2),
-            timestamp=when if when is not None else local_iso(now_ms, self.tz),
-            bid_prices=[_round(bid1 - TICK * i) for i in range(LEVELS)],
-            bid_volumes=[(1 + int(rand() * 200)) * LOT for _ in range(LEVELS)],
-            ask_prices=[_round(bid1 + TICK * (i + 1)) for i in range(LEVELS)],
-            ask_volumes=[(1 + int(rand() * 200)) * LOT for _ in range(LEVELS)],
+            amount=self.amount_t / 100,
+            timestamp=when,
+            bid_prices=[b / 100, (b - 1) / 100, (b - 2) / 100, (b - 3) / 100, (b - 4) / 100],
+            bid_volumes=[
+                ((bits & 63) + 1) * LOT,
+                ((bits >> 6 & 63) + 1) * LOT,
+                ((bits >> 12 & 63) + 1) * LOT,
+                ((bits >> 18 & 63) + 1) * LOT,
+                ((bits >> 24 & 63) + 1) * LOT,
+            ],
+            ask_prices=[(b + 1) / 100, (b + 2) / 100, (b + 3) / 100, (b + 4) / 100, (b + 5) / 100],
+            ask_volumes=[
+                ((bits >> 30 & 63) + 1) * LOT,
+                ((bits >> 36 & 63) + 1) * LOT,
+                ((bits >> 42 & 63) + 1) * LOT,
+                ((bits >> 48 & 63) + 1) * LOT,
+                ((bits >> 54 & 63) + 1) * LOT,
+            ],
         )

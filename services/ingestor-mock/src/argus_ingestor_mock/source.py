@@ -1,15 +1,21 @@
 """The mock market as an Argus Source: every wanted symbol plus an always-on universe.
 
 Always-on symbols publish quotes all the time (keeping the last-value cache warm); every other
-stream is published while somebody wants it. Prices and cumulative volume advance for every
-symbol alike; bars and 分时 are built only while wanted (they cost most), so a kline stream joined
-mid-bar starts with a partial bar.
+stream is published while somebody wants it. Every active symbol's state (price, cumulative
+volume, klines of all periods, 分时) advances alike on each update, so a stream joined late starts
+from a consistent day; only the payloads that are wanted get built. A symbol nobody wants any
+more (outside the universe) stops updating but keeps its state, and resumes from it when wanted
+again, so its volume never goes backwards.
+
+Updates are spread over each second: the active symbols are sliced across ~20 ms steps, each step
+yields one batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,6 +27,12 @@ from .schedule import SCHEDULES, is_open
 
 ALWAYS = ("000001.SZ", "600000.SH")
 STEPS_PER_SECOND = 50  # how finely a second is sliced, so updates spread rather than burst
+MAX_DORMANT = 100_000  # unwanted symbols whose state is kept for when they are wanted again
+CLOSED_REASON = "outside the A-share trading session (09:30-11:30, 13:00-15:00 Beijing)"
+
+# what to publish for one symbol: quote, trades, 分时, kline periods
+Plan = tuple[bool, bool, bool, tuple[str, ...]]
+QUOTE_ONLY: Plan = (True, False, False, ())
 
 
 def universe_symbols(n: int) -> list[str]:
@@ -53,22 +65,20 @@ class MockSource(Source):
         self.clock = clock
         self.always = list(dict.fromkeys([*universe_symbols(self.opts.universe), *ALWAYS]))
         self._always_set = frozenset(self.always)
-        self.instruments: dict[str, Instrument] = {}
+        self.instruments: dict[str, Instrument] = {}  # active and dormant
         self.wanted = WantedSet()
-        self._order: list[str] = []  # symbols in update order; slot i % slots
+        self._order: list[str] = []  # active symbols in update order; slot i % slots
+        self._plans: dict[str, Plan] = {}  # active symbol -> what to publish
+        self._dormant: OrderedDict[str, None] = OrderedDict()  # least recently dropped first
         self._urgent: list[str] = []  # newly wanted: update on the next step, not a second later
         self._stop = asyncio.Event()
         self._ctx: SourceContext | None = None
         self._open: bool | None = None
+        self._last_roll = 0.0
         for s in self.always:
-            self._instrument(s)
-
-    def _instrument(self, symbol: str) -> Instrument:
-        inst = self.instruments.get(symbol)
-        if inst is None:
-            inst = self.instruments[symbol] = Instrument(symbol, self.opts.seed)
-            self._order.append(symbol)
-        return inst
+            self.instruments[s] = Instrument(s, self.opts.seed)
+            self._order.append(s)
+            self._plans[s] = QUOTE_ONLY
 
     async def start(self, ctx: SourceContext) -> None:
         self._ctx = ctx
@@ -79,18 +89,34 @@ class MockSource(Source):
         self._stop.set()
 
     def want(self, wanted: WantedSet) -> None:
-        new = [s for s in wanted.symbols if s not in self.instruments]
         self.wanted = wanted
-        for s in sorted(new):
-            self._instrument(s)
-            self._urgent.append(s)
-        # Symbols nobody wants any more, outside the universe, stop costing anything.
-        dropped = [s for s in self._order if s not in self._always_set and s not in wanted.by_symbol]
+        plans: dict[str, Plan] = {s: QUOTE_ONLY for s in self.always}
+        for sym, streams in wanted.by_symbol.items():
+            types = {s.type for s in streams}
+            periods = tuple(sorted(s.period for s in streams if s.type == "kline"))
+            plans[sym] = ("quote" in types or sym in self._always_set, "trade" in types, "tick" in types, periods)
+        old = self._plans
+        self._plans = plans
+        dropped = [s for s in old if s not in plans]
         if dropped:
             gone = set(dropped)
             self._order = [s for s in self._order if s not in gone]
             for s in dropped:
-                del self.instruments[s]
+                self._dormant[s] = None
+            while len(self._dormant) > MAX_DORMANT:
+                evicted, _ = self._dormant.popitem(last=False)
+                self.instruments.pop(evicted, None)
+        now_ms = int(self.clock() * 1000)
+        for s in sorted(s for s in plans if s not in old):
+            inst = self.instruments.get(s)
+            if inst is None:
+                self.instruments[s] = Instrument(s, self.opts.seed)
+            else:
+                # Back from dormancy: bars that ended meanwhile close silently (nobody watched them).
+                self._dormant.pop(s, None)
+                inst.roll(now_ms)
+            self._order.append(s)
+            self._urgent.append(s)
 
     def _check_session(self) -> bool:
         now_open = is_open(self.opts.schedule, self.clock())
@@ -98,16 +124,14 @@ class MockSource(Source):
             if now_open:
                 self._ctx.status("live")
             else:
-                self._ctx.status(
-                    "closed", reason="outside the A-share trading session (09:30-11:30, 13:00-15:00 Beijing)"
-                )
+                self._ctx.status("closed", reason=CLOSED_REASON)
         self._open = now_open
         return now_open
 
     async def events(self) -> AsyncIterator[list[Event]]:
         rate = self.opts.rate
         slots = max(1, int(STEPS_PER_SECOND // rate))
-        period = 1.0 / (rate * slots)
+        period = 1.0 / (rate * slots)  # at most ~20 ms, so stop() is seen within that
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         slot = 0
@@ -115,15 +139,21 @@ class MockSource(Source):
             next_at += period
             delay = next_at - loop.time()
             if delay > 0:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                    return
-                except TimeoutError:
-                    pass
-            elif delay < -1.0:
-                next_at = loop.time()  # fell far behind (suspended laptop): don't replay the past
+                await asyncio.sleep(delay)
+            else:
+                if delay < -1.0:
+                    next_at = loop.time()  # fell far behind (suspended laptop): don't replay the past
+                await asyncio.sleep(0)  # behind: still let NATS, demand and heartbeats run
+            if self._stop.is_set():
+                return
             if not self._check_session():
                 self._urgent.clear()
+                now = self.clock()
+                if now - self._last_roll >= 1.0:  # close bars and 分时 minutes that end while closed
+                    self._last_roll = now
+                    batch = self._roll_all(int(now * 1000))
+                    if batch:
+                        yield batch
                 continue
             order = self._order
             due = order[slot::slots] if slots > 1 else order
@@ -138,37 +168,36 @@ class MockSource(Source):
     def _update(self, symbols: list[str]) -> list[Event]:
         now_ms = int(self.clock() * 1000)
         when = local_iso(now_ms, BEIJING)  # one instant for the whole step: format it once
-        wanted = self.wanted
-        streams = wanted.streams
-        by_symbol = wanted.by_symbol
-        always = self._always_set
+        plans = self._plans
+        instruments = self.instruments
         name = self.name
         out: list[Event] = []
+        append = out.append
         for sym in symbols:
-            inst = self.instruments.get(sym)
-            if inst is None:
-                continue
-            printed = inst.step(now_ms, when)
-            wants = by_symbol.get(sym)
-            if wants is None:
-                if sym in always:
-                    out.append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(now_ms, when)))
-                continue
-            types = {s.type for s in wants}
-            if "quote" in types or sym in always:
-                out.append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(now_ms, when)))
-            if "trade" in types:
-                out.extend(TradeEvent(symbol=sym, source=name, trade=t) for t in printed.trades)
-            # Bars and 分时 are built only while wanted: they are the costliest part of an update.
-            if "tick" in types:
-                out.extend(
-                    TickEvent(symbol=sym, source=name, tick=t)
-                    for t in inst.line.add(now_ms, printed.price, printed.volume, printed.amount)
-                )
-            if "kline" in types:
-                out.extend(
-                    KlineEvent(symbol=sym, source=name, kline=k)
-                    for k in inst.bars.add(now_ms, printed.price, printed.volume, printed.amount)
-                    if ("kline", sym, k.period) in streams
-                )
+            plan = plans.get(sym)
+            if plan is None:
+                continue  # dropped since it was scheduled
+            inst = instruments[sym]
+            quote, trades, tick, periods = plan
+            printed = inst.step(now_ms, when, trades)
+            klines, ticks = inst.feed(now_ms, printed, periods, tick)
+            if quote:
+                append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(when)))
+            if trades:
+                for t in printed.trades:
+                    append(TradeEvent(symbol=sym, source=name, trade=t))
+            for tk in ticks:
+                append(TickEvent(symbol=sym, source=name, tick=tk))
+            for k in klines:
+                append(KlineEvent(symbol=sym, source=name, kline=k))
+        return out
+
+    def _roll_all(self, now_ms: int) -> list[Event]:
+        out: list[Event] = []
+        name = self.name
+        for sym in self._order:
+            _, _, tick, periods = self._plans[sym]
+            klines, ticks = self.instruments[sym].roll(now_ms, periods, tick)
+            out.extend(TickEvent(symbol=sym, source=name, tick=t) for t in ticks)
+            out.extend(KlineEvent(symbol=sym, source=name, kline=k) for k in klines)
         return out

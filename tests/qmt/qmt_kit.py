@@ -97,7 +97,7 @@ class Harness:
             if loop.time() > deadline:
                 raise AssertionError(
                     f"timed out; events={[(e.symbol, e.__struct_config__.tag) for e in self.events][-8:]} "
-                    f"statuses={self.ctx.statuses[-5:]} calls={self.fake.calls[-6:]}"
+                    f"statuses={self.ctx.statuses[-5:]} calls={getattr(self.fake, 'calls', [])[-6:]}"
                 )
             await asyncio.sleep(0.01)
 

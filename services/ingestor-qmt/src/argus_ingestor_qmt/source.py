@@ -192,10 +192,10 @@ class QmtSource(Source):
         xt = self._import()
         if hasattr(xt, "enable_hello"):
             xt.enable_hello = False  # no banner on stdout
-        xt.connect(self.opts.host, self.opts.port or None)
         watch = getattr(xt, "watch_xtquant_status", None)
-        if watch is not None:
+        if watch is not None:  # before connect: xtquant hands it to the connection it is about to make
             watch(self._guard(self._on_xt_status))
+        xt.connect(self.opts.host, self.opts.port or None)
 
     def _probe(self) -> None:
         self.xt.get_full_tick([self.opts.probe_symbol])

@@ -119,7 +119,7 @@ class NativeClient:
 
     # test side: push BSON bytes from a separate thread, as the native client does
     def push(self, period: str, datas: dict[str, Any]) -> None:
-        for p, target, cb in list(self.subs.values()):
+        for p, _target, cb in list(self.subs.values()):
             if p == period and cb is not None:
                 payload = bytes(self.bson.BSON.encode(datas))  # plain bytes, as the native client hands them
                 t = threading.Thread(target=cb, args=(payload,))
@@ -194,5 +194,7 @@ async def test_source_on_the_real_xtdata_module(real_xtdata: types.ModuleType) -
         await h.until(lambda: h.ctx.last()["state"] == "down")  # type: ignore[index]
         assert "disconnected" in h.ctx.last()["reason"]  # type: ignore[index]
         NativeClient.running = True
-        await h.until(lambda: h.source.connected and len(h.source.subs) == 3 and NativeClient.instances[-1] is not client)
+        await h.until(
+            lambda: h.source.connected and len(h.source.subs) == 3 and NativeClient.instances[-1] is not client
+        )
         assert len(NativeClient.instances[-1].subs) == 3  # resubscribed on the new connection

@@ -63,6 +63,11 @@ def main(
     except (ConfigError, UnknownSource) as e:
         print(f"argus-ingestor-{source_name}: {e}", file=sys.stderr)
         return 2
+    try:  # every value is checked before anything is set up (logs, tracing, sockets)
+        source = source_cls(source_options(cfg, source_name))
+    except (ValueError, TypeError) as e:
+        print(f"argus-ingestor-{source_name}: config error: datasource.options.{source_name}: {e}", file=sys.stderr)
+        return 2
     setup_logging(
         f"ingestor-{source_name}",
         cfg.logging.level,
@@ -75,11 +80,6 @@ def main(
         tracing = setup_tracing(f"ingestor-{source_name}", cfg.tracing)
     except ConfigError as e:
         print(f"argus-ingestor-{source_name}: {e}", file=sys.stderr)
-        return 2
-    try:
-        source = source_cls(source_options(cfg, source_name))
-    except (ValueError, TypeError) as e:
-        print(f"argus-ingestor-{source_name}: config error: datasource.options.{source_name}: {e}", file=sys.stderr)
         return 2
 
     async def amain() -> int:

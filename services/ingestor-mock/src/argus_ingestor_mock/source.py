@@ -101,6 +101,7 @@ class MockSource(Source):
         if dropped:
             gone = set(dropped)
             self._order = [s for s in self._order if s not in gone]
+            self._urgent = [s for s in self._urgent if s not in gone]
             for s in dropped:
                 self._dormant[s] = None
             while len(self._dormant) > MAX_DORMANT:

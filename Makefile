@@ -23,8 +23,18 @@ $(STAMP): requirements-dev.txt $(addsuffix pyproject.toml,$(PACKAGES))
 run: $(STAMP)
 	$(BIN)/python scripts/run_local_stack.py
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The QMT contract test reads the real xtquant wheel's Python files (never its Windows binaries).
+XTQUANT_PIN := xtquant==250807.1.2
+XTQ := .run/xtquant
+
+$(XTQ)/.unpacked: | $(STAMP)
+	@mkdir -p $(XTQ)
+	$(BIN)/python -m pip download -q --no-deps $(XTQUANT_PIN) -d $(XTQ)
+	$(BIN)/python -m zipfile -e $(XTQ)/xtquant-*.whl $(XTQ)
+	@touch $@
+
+test: $(STAMP) $(XTQ)/.unpacked
+	XTQUANT_DIR=$(CURDIR)/$(XTQ) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),)

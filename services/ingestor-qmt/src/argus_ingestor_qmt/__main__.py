@@ -24,13 +24,7 @@ ENV_KEYS = {
     "QMT_WHOLE_QUOTE_THRESHOLD": "datasource.options.qmt.whole_quote_threshold",
     "QMT_BAR_LABEL": "datasource.options.qmt.bar_label",
     "QMT_XTDATA_MODULE": "datasource.options.qmt.xtdata_module",
-    # a remote NATS: credentials and TLS without writing them into the config file
-    "NATS_USER": "nats.user",
-    "NATS_PASSWORD": "nats.password",
-    "NATS_TOKEN": "nats.token",
-    "NATS_CREDS": "nats.creds",
-    "NATS_TLS_CA": "nats.tls_ca",
-}
+}  # NATS_USER/NATS_PASSWORD/NATS_TOKEN/NATS_CREDS/NATS_TLS_CA are mapped suite-wide in argus_service
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -109,7 +109,7 @@ async def test_events_get_per_stream_seq_and_publish_ts(running, nats_url: str) 
     before = now_us()
     await src.queue.put([q("RUN1.SZ", 1), q("RUN2.SZ", 2), q("RUN1.SZ", 3)])
     await src.queue.put([q("RUN1.SZ", 4)])
-    await wait_for(lambda: len(got) >= 4, 2, "4 events on NATS")
+    await wait_for(lambda: len(got) >= 4, 10, "4 events on NATS")
     run1 = [e for s, e in got if s == "quote.RUN1.SZ"]
     assert [e.seq for e in run1] == [1, 2, 3]
     assert [e.quote.price for e in run1] == [1, 3, 4]

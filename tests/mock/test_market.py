@@ -254,8 +254,17 @@ async def test_schedule_cn_reports_closed_and_publishes_nothing_outside_sessions
     src = MockSource({"rate": 20, "universe": 2, "schedule": "cn"}, clock=lambda: sunday)
     ctx = Ctx()
     await src.start(ctx)
-    assert await collect(src, 0.3) == []
-    assert ctx.statuses[0][0] == "closed" and "session" in (ctx.statuses[0][1] or "")
+    src.want(WantedSet([Stream("quote", "300750.SZ"), Stream("trade", "300750.SZ"), Stream("tick", "000001.SZ")]))
+    events = await collect(src, 0.3)
+    assert ctx.statuses == [("closed", ctx.statuses[0][1])] and "session" in (ctx.statuses[0][1] or "")
+    # one quote per symbol as of the last close (so a snapshot exists), then nothing: no trading
+    assert sorted((e.__struct_config__.tag, e.symbol) for e in events) == [
+        ("quote", "000001.SZ"),
+        ("quote", "000002.SZ"),
+        ("quote", "300750.SZ"),
+        ("quote", "600000.SH"),
+    ]
+    assert all(e.quote.volume == 0 and e.quote.price == e.quote.prev_close for e in events)
 
 
 async def test_schedule_cn_closes_bars_at_the_break_and_goes_live_again() -> None:

@@ -83,7 +83,8 @@ class MockSource(Source):
     async def start(self, ctx: SourceContext) -> None:
         self._ctx = ctx
         self._stop.clear()
-        self._check_session()
+        if not self._check_session():
+            self._urgent = list(self.always)  # closed: still one quote each, so snapshots exist
 
     async def stop(self) -> None:
         self._stop.set()
@@ -148,13 +149,16 @@ class MockSource(Source):
             if self._stop.is_set():
                 return
             if not self._check_session():
-                self._urgent.clear()
                 now = self.clock()
+                batch = []
+                if self._urgent:  # wanted while closed: one quote as of the last close, no trading
+                    batch = self._quotes_only(self._urgent, int(now * 1000))
+                    self._urgent = []
                 if now - self._last_roll >= 1.0:  # close bars and 分时 minutes that end while closed
                     self._last_roll = now
-                    batch = self._roll_all(int(now * 1000))
-                    if batch:
-                        yield batch
+                    batch.extend(self._roll_all(int(now * 1000)))
+                if batch:
+                    yield batch
                 continue
             order = self._order
             due = order[slot::slots] if slots > 1 else order
@@ -192,6 +196,14 @@ class MockSource(Source):
             for k in klines:
                 append(KlineEvent(symbol=sym, source=name, kline=k))
         return out
+
+    def _quotes_only(self, symbols: list[str], now_ms: int) -> list[Event]:
+        when = local_iso(now_ms, BEIJING)
+        return [
+            QuoteEvent(symbol=s, source=self.name, quote=self.instruments[s].quote(when))
+            for s in symbols
+            if (plan := self._plans.get(s)) is not None and plan[0]
+        ]
 
     def _roll_all(self, now_ms: int) -> list[Event]:
         out: list[Event] = []

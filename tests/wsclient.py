@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import socket
+import zlib
 from typing import Any
 
 import aiohttp
@@ -161,6 +162,85 @@ class StalledClient:
                 out.append(json.loads(buf[off : off + n]))
             elif buf[0] & 0x0F == 8 and n >= 2:
                 self.close_code = int.from_bytes(buf[off : off + 2], "big")
+            buf = buf[off + n :]
+        self.buf = buf
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawFrame:
+    __slots__ = ("compressed", "opcode", "payload")
+
+    def __init__(self, opcode: int, compressed: bool, payload: bytes) -> None:
+        self.opcode = opcode
+        self.compressed = compressed
+        self.payload = payload
+
+    def message(self, window_bits: int = 15) -> Any:
+        """The decoded message: inflated first when RSV1 says the frame is compressed."""
+        data = self.payload
+        if self.compressed:
+            data = zlib.decompressobj(-window_bits).decompress(data + b"\x00\x00\xff\xff")
+        return msgspec.msgpack.decode(data) if self.opcode == 2 else json.loads(data)
+
+
+class RawClient:
+    """A WebSocket client on a plain socket, to see frames exactly as the server wrote them."""
+
+    def __init__(self, port: int, path: str = "/", headers: dict[str, str] | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                raise ConnectionError("closed during handshake")
+            head += chunk
+        lines = head.decode().split("\r\n")
+        assert " 101 " in lines[0], head
+        self.headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+        self.buf = b""
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def frames(self, idle: float = 1.0) -> list[RawFrame]:
+        """Every complete frame that arrives until the socket has been quiet for `idle` seconds."""
+        self.sock.settimeout(idle)
+        while True:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        out = []
+        buf = self.buf
+        while len(buf) >= 2:
+            n = buf[1] & 0x7F
+            off = 2
+            if n == 126:
+                n, off = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                n, off = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < off + n:
+                break
+            assert buf[0] & 0x80, "the gateway never fragments"
+            out.append(RawFrame(buf[0] & 0x0F, bool(buf[0] & 0x40), buf[off : off + n]))
             buf = buf[off + n :]
         self.buf = buf
         return out

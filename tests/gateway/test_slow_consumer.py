@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from eventfactory import quote, subject, trade, unique_symbol
 from nats.aio.client import Client as NATS
 from wsclient import Client, StalledClient
@@ -38,12 +39,13 @@ async def publish_burst(nc: NATS, sym: str) -> None:
     await nc.flush()
 
 
+@pytest.mark.parametrize("path", ["/", "/?batch=1"], ids=["plain", "batch"])
 async def test_stalled_client_gets_gaps_and_newest_quote_while_healthy_client_gets_everything(
-    gateway, nc: NATS, tmp_path: Path
+    gateway, nc: NATS, tmp_path: Path, path: str
 ) -> None:
     port, mport = gateway("--config", small_bounds(tmp_path, "gap"))
     sym = unique_symbol("S")
-    stalled = StalledClient(port)
+    stalled = StalledClient(port, path)
     stalled.send_text(
         json.dumps(
             {"type": "SUBSCRIBE", "data": {"symbols": [sym], "data_types": ["trade", "quote"], "snapshot": False}}
@@ -64,6 +66,9 @@ async def test_stalled_client_gets_gaps_and_newest_quote_while_healthy_client_ge
 
     frames = await asyncio.get_running_loop().run_in_executor(None, stalled.read_frames, 1.5)
     stalled.close()
+    if path.endswith("batch=1"):
+        assert any(isinstance(f, list) for f in frames)
+        frames = [e for f in frames for e in (f if isinstance(f, list) else [f])]
     got_trades = [f["data"]["seq"] for f in frames if f["type"] == "DATA" and f["data"]["type"] == "trade"]
     got_quotes = [f["data"]["seq"] for f in frames if f["type"] == "DATA" and f["data"]["type"] == "quote"]
     gaps = [f["data"] for f in frames if f["type"] == "GAP"]

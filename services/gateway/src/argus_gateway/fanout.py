@@ -21,9 +21,9 @@ from argus_protocol.messages import Envelope, Gap
 from argus_service.tasks import Background
 from nats.aio.client import Client
 
-from .frames import ws_frame
+from .frames import ws_deflate_frame, ws_frame
 from .metrics import GatewayMetrics
-from .session import Session
+from .session import DEFLATE, JSON_FRAME, MSGPACK_FRAME, Session
 
 log = logging.getLogger("argus.fanout")
 
@@ -173,17 +173,40 @@ class Hub:
         topic.live += 1
         ts = self.clock.now()
         text = binary = None
+        others: dict[int, bytes] | None = None
         for s in topic.sessions:
-            if s.binary:
-                if binary is None:
-                    binary = ws_frame(encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode())), True)
-                s.push_data(binary, topic)
-            else:
+            v = s.variant
+            if v == JSON_FRAME:
                 if text is None:
                     text = ws_frame(_DATA_HEAD + encode_json(event) + _TS_HEAD + ts + _TAIL, False)
                 s.push_data(text, topic)
+            elif v == MSGPACK_FRAME:
+                if binary is None:
+                    binary = ws_frame(encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode())), True)
+                s.push_data(binary, topic)
+            else:  # batch payloads or compressed frames: still built once per event per variant
+                if others is None:
+                    others = {}
+                data = others.get(v)
+                if data is None:
+                    data = others[v] = self._variant(v, event, raw, ts, others)
+                s.push_data(data, topic)
         if event.ts:
             self._event_ts.append(event.ts)
+
+    @staticmethod
+    def _variant(v: int, event: Any, raw: bytes, ts: bytes, cache: dict[int, bytes]) -> bytes:
+        binary = v & 1
+        payload = cache.get(-1 - binary)  # the envelope itself, shared by this event's variants
+        if payload is None:
+            if binary:
+                payload = encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode()))
+            else:
+                payload = _DATA_HEAD + encode_json(event) + _TS_HEAD + ts + _TAIL
+            cache[-1 - binary] = payload
+        if v < DEFLATE:
+            return payload  # batch: the session wraps the turn's payloads in one array frame
+        return ws_deflate_frame(payload, bool(binary), v >> 3)
 
     def mark_dirty(self, session: Session) -> None:
         self._dirty.append(session)
@@ -272,6 +295,7 @@ class Hub:
 
     def detach(self, session: Session) -> None:
         session.closed = True
+        session.cancel_timer()
         self._behind.discard(session)
 
     async def close(self) -> None:

@@ -57,6 +57,7 @@ from .auth import OPEN, Authenticator, AuthError, Grant
 from .fanout import Hub, Topic
 from .frames import ws_frame
 from .metrics import GatewayMetrics
+from .options import delivery_options
 from .ratelimit import TokenBucket
 from .requests import plan_subscribe, plan_unsubscribe
 from .session import Session
@@ -220,6 +221,7 @@ class Gateway:
         await ws.prepare(request)
         if ws.ws_protocol == MSGPACK_SUBPROTOCOL:
             encoding = MSGPACK
+        options, option_errors = delivery_options(request.query)
         transport = request.transport
         assert self.hub is not None
         self._n += 1
@@ -234,6 +236,10 @@ class Gateway:
             on_slow=self._on_slow,
             gap_frame=self.hub.gap_frame,
             remote=request.remote or "",
+            batch=options.batch,
+            conflate_ms=options.conflate_ms,
+            deflate_bits=int(ws.compress),  # window bits the client allows us, 0 when not negotiated
+            call_later=asyncio.get_running_loop().call_later,
         )
         if len(self.sessions) >= srv.max_connections:
             self._error(
@@ -253,6 +259,8 @@ class Gateway:
                 reason = "auth failed"
                 return ws
             session.grant = grant
+            for problem in option_errors:  # after WELCOME, which states the options in force
+                self._error(session, ErrorCode.INVALID_MESSAGE, problem)
             log.info(
                 "connected",
                 extra={"session": session.id, "remote": session.remote, "encoding": encoding, "subject": grant.subject},
@@ -353,7 +361,12 @@ class Gateway:
                         outbox_bytes=srv.outbox_bytes,
                     ),
                     auth_required=auth_required,
-                    options={"slow_consumer": srv.slow_consumer},
+                    options={
+                        "slow_consumer": srv.slow_consumer,
+                        "batch": session.batch,
+                        "conflate_ms": round(session.conflate_s * 1000),
+                        "compression": "permessage-deflate" if session.deflate_bits else "none",
+                    },
                 ),
                 iso_now(),
             )

@@ -37,7 +37,7 @@ test: $(STAMP) $(XTQ)/.unpacked
 	XTQUANT_DIR=$(CURDIR)/$(XTQ) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(if $(DURATION),--duration $(DURATION),) $(if $(ABLATE),--ablate $(ABLATE),)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import loadgen
+from .ablate import ABLATIONS
 from .procstat import cpu_seconds, rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
 from .stack import Stack
@@ -36,10 +37,24 @@ def percentile(sorted_us: list[int], q: float) -> float | None:
     return round(sorted_us[min(len(sorted_us) - 1, int(q * len(sorted_us)))] / 1000.0, 2)
 
 
-def run(s: Scenario, duration: float | None = None, sample_every: int | None = None) -> dict[str, Any]:
+def run(
+    s: Scenario,
+    duration: float | None = None,
+    sample_every: int | None = None,
+    gateway_env: dict[str, str] | None = None,
+    ablate: str | None = None,
+) -> dict[str, Any]:
     duration = duration or s.duration
     two_cores = (os.cpu_count() or 1) >= 2
-    stack = Stack(s.rate, s.universe, s.clients, 0 if two_cores else None)
+    stack = Stack(
+        s.rate,
+        s.universe,
+        s.clients,
+        0 if two_cores else None,
+        deflate=s.deflate,
+        gateway_env=gateway_env,
+        ablate=ablate,
+    )
     stack.start()
     try:
         pid = stack.gateway.pid
@@ -50,13 +65,14 @@ def run(s: Scenario, duration: float | None = None, sample_every: int | None = N
         proc = mp.Process(
             target=loadgen.main,
             args=(
-                f"ws://127.0.0.1:{stack.ws_port}/",
+                f"ws://127.0.0.1:{stack.ws_port}/" + (f"?{s.query}" if s.query else ""),
                 plans_for(s),
                 3.0,
                 duration,
                 sample_every,
                 1 if two_cores else None,
                 child,
+                s.deflate,
             ),
         )
         proc.start()
@@ -73,9 +89,12 @@ def run(s: Scenario, duration: float | None = None, sample_every: int | None = N
     finally:
         stack.stop()
     lat = sorted(result["latencies_us"])
-    delivered = result["frames"] / result["elapsed"]
+    delivered = result["messages"] / result["elapsed"]
     return {
         "scenario": s.name,
+        "options": s.query + (" deflate" if s.deflate else ""),
+        "gateway_env": gateway_env or {},
+        "ablation": ablate,
         "clients": s.clients,
         "connected": result["connected"],
         "symbols_per_client": s.symbols_per_client,
@@ -96,12 +115,14 @@ def run(s: Scenario, duration: float | None = None, sample_every: int | None = N
     }
 
 
-def knee(duration: float) -> dict[str, Any]:
+def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Raise the seed scenario's rate until p99 > 100 ms or delivery < 99 %."""
     base = SCENARIOS["seed"]
     steps = []
     for rate in KNEE_RATES:
-        r = run(Scenario("knee", base.clients, base.symbols_per_client, base.universe, rate), duration)
+        r = run(
+            Scenario("knee", base.clients, base.symbols_per_client, base.universe, rate), duration, None, gateway_env
+        )
         steps.append(r)
         print(row(r), flush=True)
         if (r["p99_ms"] or 0) > 100 or r["delivered_pct"] < 99:
@@ -114,7 +135,7 @@ HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | 
 
 def row(r: dict[str, Any]) -> str:
     return (
-        f"| {r['scenario']} (rate {r['rate']:g}) | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
+        f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
         f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['gateway_cpu_pct']}% | "
         f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB |"
     )
@@ -141,7 +162,16 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="make bench", description=__doc__)
     p.add_argument("--scenario", choices=[*SCENARIOS, "knee"], help="run one scenario (default: all)")
     p.add_argument("--duration", type=float, help="seconds of measurement per scenario (default 30; knee steps 10)")
+    p.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the gateway, to measure a setting (e.g. WEBSOCKET_FLUSH_INTERVAL_MS=2)",
+    )
+    p.add_argument("--ablate", choices=sorted(ABLATIONS), help="run the gateway with one technique undone")
     args = p.parse_args()
+    gw_env = dict(item.split("=", 1) for item in args.gateway_env)
     names = [args.scenario] if args.scenario else [*SCENARIOS, "knee"]
     RESULTS.mkdir(exist_ok=True)
     info = machine()
@@ -149,7 +179,10 @@ def main() -> int:
     print(HEADER, flush=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for name in names:
-        result = knee(args.duration or 10.0) if name == "knee" else run(SCENARIOS[name], args.duration)
+        if name == "knee":
+            result = knee(args.duration or 10.0, gw_env)
+        else:
+            result = run(SCENARIOS[name], args.duration, None, gw_env, args.ablate)
         if name != "knee":
             print(row(result), flush=True)
         else:

@@ -12,60 +12,92 @@ import json
 import os
 import resource
 import time
+import zlib
 from typing import Any
 
+import msgspec
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 
 class Counter:
-    def __init__(self, sample_every: int) -> None:
-        self.frames = 0
-        self.data = 0
+    def __init__(self, sample_every: int, batch: bool) -> None:
+        self.messages = 0  # DATA envelopes (a batch=1 frame holds several)
         self.latencies_us: list[int] = []
         self.sample_every = sample_every
+        self.batch = batch
         self.counting = False
         self.holes = 0  # seq numbers skipped within a client's stream (checked when every frame is parsed)
 
 
+_TAIL = b"\x00\x00\xff\xff"
+_DATA_JSON = b'{"type":"DATA"'
+_DATA_MSGPACK = b"\xa4DATA"  # the msgpack string "DATA" (type values are never otherwise "DATA")
+
+
+def _payload(frame: WSFrame) -> bytes:
+    data = frame.get_payload_as_bytes()
+    if frame.rsv1:  # permessage-deflate: the gateway deflates each message on its own
+        data = zlib.decompressobj(-15).decompress(data + _TAIL)
+    return data
+
+
 class Client(WSListener):
-    def __init__(self, counter: Counter, subscribe: bytes) -> None:
+    def __init__(self, counter: Counter, subscribe: bytes, binary: bool) -> None:
         self.counter = counter
         self.subscribe = subscribe
+        self.binary = binary
         self.n = 0
         self.last_seq: dict[str, int] = {}
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        transport.send(WSMsgType.TEXT, self.subscribe)
+        if self.binary:
+            transport.send(WSMsgType.BINARY, self.subscribe)
+        else:
+            transport.send(WSMsgType.TEXT, self.subscribe)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         c = self.counter
-        if not c.counting or frame.msg_type != WSMsgType.TEXT:
+        if not c.counting or frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return
-        c.frames += 1
-        self.n += 1
-        if self.n % c.sample_every:
+        payload = None
+        n = 1
+        if c.batch:
+            payload = _payload(frame)
+            n = payload.count(_DATA_MSGPACK if self.binary else _DATA_JSON)
+        before = self.n
+        self.n += n
+        c.messages += n
+        if self.n // c.sample_every == before // c.sample_every:
             return
-        msg = json.loads(frame.get_payload_as_bytes())
-        if msg.get("type") == "DATA" and not msg["data"].get("snapshot"):
-            data = msg["data"]
-            c.latencies_us.append(time.time_ns() // 1000 - data["ts"])
+        msg = (msgspec.msgpack.decode if self.binary else json.loads)(payload or _payload(frame))
+        now = time.time_ns() // 1000
+        for env in msg if isinstance(msg, list) else (msg,):
+            if env.get("type") != "DATA" or env["data"].get("snapshot"):
+                continue
+            data = env["data"]
+            c.latencies_us.append(now - data["ts"])
             if c.sample_every == 1:
                 last = self.last_seq.get(data["symbol"])
                 if last is not None and data["seq"] > last + 1:
                     c.holes += data["seq"] - last - 1
                 self.last_seq[data["symbol"]] = data["seq"]
+            else:
+                break  # one sample per sampled frame
 
 
 async def run_clients(
-    url: str, plans: list[list[str]], warmup: float, duration: float, sample_every: int, out: Any
+    url: str, plans: list[list[str]], warmup: float, duration: float, sample_every: int, out: Any, deflate: bool
 ) -> dict[str, Any]:
-    counter = Counter(sample_every)
+    counter = Counter(sample_every, "batch=1" in url)
+    binary = "encoding=msgpack" in url
+    encode = msgspec.msgpack.encode if binary else (lambda m: json.dumps(m).encode())
+    headers = {"Sec-WebSocket-Extensions": "permessage-deflate"} if deflate else None
     transports: list[WSTransport] = []
     t0 = time.monotonic()
 
     def factory(syms: list[str]):  # type: ignore[no-untyped-def]
-        sub = json.dumps({"type": "SUBSCRIBE", "data": {"symbols": syms, "snapshot": False}}).encode()
-        return lambda: Client(counter, sub)
+        sub = encode({"type": "SUBSCRIBE", "data": {"symbols": syms, "snapshot": False}})
+        return lambda: Client(counter, sub, binary)
 
     pending = list(plans)
     for _attempt in range(3):  # a busy gateway may time out some handshakes: try those again
@@ -73,7 +105,10 @@ async def run_clients(
         for i in range(0, len(pending), 200):  # connect in waves so the accept queue keeps up
             batch = pending[i : i + 200]
             results = await asyncio.gather(
-                *(ws_connect(factory(syms), url, websocket_handshake_timeout=15) for syms in batch),
+                *(
+                    ws_connect(factory(syms), url, websocket_handshake_timeout=15, extra_headers=headers)
+                    for syms in batch
+                ),
                 return_exceptions=True,
             )
             for syms, r in zip(batch, results, strict=True):
@@ -99,7 +134,7 @@ async def run_clients(
     return {
         "connected": connected,
         "connect_s": connect_s,
-        "frames": counter.frames,
+        "messages": counter.messages,
         "holes": counter.holes,
         "elapsed": elapsed,
         "latencies_us": counter.latencies_us,
@@ -107,7 +142,14 @@ async def run_clients(
 
 
 def main(
-    url: str, plans: list[list[str]], warmup: float, duration: float, sample_every: int, cpu: int | None, out: Any
+    url: str,
+    plans: list[list[str]],
+    warmup: float,
+    duration: float,
+    sample_every: int,
+    cpu: int | None,
+    out: Any,
+    deflate: bool = False,
 ) -> None:
     """Entry of the load-generator process; sends its result through `out` (a Connection)."""
     if cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -117,7 +159,7 @@ def main(
     try:
         import uvloop
 
-        result = uvloop.run(run_clients(url, plans, warmup, duration, sample_every, out))
+        result = uvloop.run(run_clients(url, plans, warmup, duration, sample_every, out, deflate))
     except ImportError:
-        result = asyncio.run(run_clients(url, plans, warmup, duration, sample_every, out))
+        result = asyncio.run(run_clients(url, plans, warmup, duration, sample_every, out, deflate))
     out.send(result)

@@ -38,7 +38,20 @@ def _raise_nofile() -> None:
 
 
 class Stack:
-    def __init__(self, rate: float, universe: int, max_connections: int, gateway_cpu: int | None) -> None:
+    def __init__(
+        self,
+        rate: float,
+        universe: int,
+        max_connections: int,
+        gateway_cpu: int | None,
+        *,
+        deflate: bool = False,
+        gateway_env: dict[str, str] | None = None,
+        ablate: str | None = None,
+    ) -> None:
+        self.ablate = ablate
+        self.deflate = deflate
+        self.gateway_env = gateway_env or {}
         self.rate = rate
         self.universe = universe
         self.max_connections = max_connections
@@ -47,8 +60,8 @@ class Stack:
         self.store = tempfile.mkdtemp(prefix="argus-bench-")
         self.ws_port = free_port()
 
-    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING"}
+    def _spawn(self, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING", **extra_env}
         p = subprocess.Popen(
             argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_raise_nofile
         )
@@ -79,9 +92,11 @@ class Stack:
         )
         wait_port(mport)
         gport = free_port()
+        # an ablation runs the same gateway with one technique swapped out (bench/ablate.py)
+        launcher = [sys.executable, "-m", "bench.ablate", self.ablate] if self.ablate else [str(BIN / "argus-gateway")]
         self.gateway = self._spawn(
             [
-                str(BIN / "argus-gateway"),
+                *launcher,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -94,7 +109,9 @@ class Stack:
                 str(self.max_connections + 10),
                 "--max-subscriptions",
                 "1000",
-            ]
+            ],
+            WEBSOCKET_PERMESSAGE_DEFLATE="true" if self.deflate else "false",
+            **self.gateway_env,
         )
         wait_port(self.ws_port)
         if self.gateway_cpu is not None and hasattr(os, "sched_setaffinity"):

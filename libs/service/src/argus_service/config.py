@@ -29,6 +29,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     heartbeat_interval: float = 30.0
     outbox_bytes: int = 1048576  # per-connection bound on queued frames
     write_buffer_high: int = 262144  # transport bytes above which a client counts as behind
+    flush_interval_ms: float = 0.0  # 0: write at the end of each loop turn; >0: gather that long first
     slow_consumer: Literal["gap", "close"] = "gap"
     drain_seconds: float = 5.0  # SIGTERM: time between STATUS draining and close 1012
     reconnect_after_ms: int = 1000
@@ -112,6 +113,8 @@ ENV_KEYS: dict[str, str] = {
     "ENABLE_AUTH": "security.enable_auth",
     "NATS_URL": "nats.url",
     "MAX_CONNECTIONS": "server.max_connections",
+    "WEBSOCKET_PERMESSAGE_DEFLATE": "server.permessage_deflate",
+    "WEBSOCKET_FLUSH_INTERVAL_MS": "server.flush_interval_ms",
     "METRICS_PORT": "metrics.port",
     "LOG_FILE": "logging.file",
     "NATS_SUBJECT_PREFIX": "nats.subject_prefix",

@@ -76,6 +76,7 @@ class Hub:
         snapshot_stream: str,
         on_demand_change: Callable[[], None],
         flush_chunk: int = 2000,
+        flush_interval: float = 0.0,
     ) -> None:
         self.nc = nc
         self.subjects = subjects
@@ -83,6 +84,7 @@ class Hub:
         self.snapshot_stream = snapshot_stream
         self.on_demand_change = on_demand_change
         self.flush_chunk = flush_chunk
+        self.flush_interval = flush_interval
         self.topics: dict[str, Topic] = {}
         self.clock = Clock()
         self._dirty: list[Session] = []
@@ -212,7 +214,10 @@ class Hub:
         self._dirty.append(session)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            if self.flush_interval:  # let the rest of an upstream burst join this write
+                self._loop.call_later(self.flush_interval, self._flush)
+            else:
+                self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -1,0 +1,115 @@
+"""`python -m bench.ablate NAME [gateway flags]`: the gateway with one fan-out technique undone.
+
+Each ablation swaps one function for the naive version a first implementation would have, so
+`make bench ABLATE=NAME` measures what the technique buys against the same stack and load. The
+production code carries no switches for this; the swaps live here and touch nothing else.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from argus_gateway import __main__ as gateway_main
+from argus_gateway import fanout, session
+from argus_gateway.frames import ws_frame
+from argus_protocol import decode_event, encode_json, encode_msgpack
+from argus_protocol.messages import Envelope
+from argus_service import process
+
+
+def per_frame_writes() -> None:
+    """One transport write per frame instead of one per session per loop turn."""
+
+    def flush(self: session.Session) -> tuple[int, int]:
+        self.dirty = False
+        t = self.transport
+        frames = self.pending
+        if self.closed or t is None or t.is_closing() or not frames:
+            self._clear()
+            return 0, 0
+        for f in frames:
+            t.write(f)
+        n, nbytes = len(frames), self.size
+        self._clear()
+        return n, nbytes
+
+    session.Session.flush = flush  # type: ignore[method-assign]
+
+
+def encode_per_session() -> None:
+    """Every session encodes and frames the event itself instead of sharing one frame."""
+
+    def dispatch(self: fanout.Hub, topic: fanout.Topic, raw: bytes) -> None:
+        self.metrics.nats_messages.inc()
+        event = decode_event(raw)
+        topic.last_seq = event.seq
+        topic.last_raw = raw
+        topic.live += 1
+        ts = self.clock.now()
+        for s in topic.sessions:
+            if s.binary:
+                frame = ws_frame(encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode())), True)
+            else:
+                frame = ws_frame(fanout._DATA_HEAD + encode_json(event) + fanout._TS_HEAD + ts + fanout._TAIL, False)
+            s.push_data(frame, topic)
+        if event.ts:
+            self._event_ts.append(event.ts)
+
+    fanout.Hub.dispatch = dispatch  # type: ignore[method-assign]
+
+
+def asyncio_loop() -> None:
+    """The standard asyncio event loop instead of uvloop."""
+    gateway_main.run = lambda main: process.run(main, use_uvloop=False)  # type: ignore[assignment]
+
+
+def async_iterator_subscriptions() -> None:
+    """nats-py's `async for msg in sub.messages` per subject instead of a callback."""
+    original_open = fanout.Hub._open
+
+    async def _open(self: fanout.Hub, topic: fanout.Topic) -> None:
+        sub = await self.nc.subscribe(topic.subject, pending_msgs_limit=200_000, pending_bytes_limit=256 << 20)
+        topic.sub = sub
+        if topic.ready is not None and not topic.ready.done():
+            topic.ready.set_result(True)
+
+        async def pump() -> None:
+            async for msg in sub.messages:
+                self.dispatch(topic, msg.data)
+
+        self._background.spawn(pump())
+
+    fanout.Hub._open = _open  # type: ignore[method-assign]
+    del original_open
+
+
+def unchunked_flush() -> None:
+    """One pass over every dirty socket per loop turn, however many (no 2,000-session chunks)."""
+    original_init: Callable[..., None] = fanout.Hub.__init__
+
+    def __init__(self: fanout.Hub, *args: Any, **kw: Any) -> None:
+        original_init(self, *args, **{**kw, "flush_chunk": 1 << 30})
+
+    fanout.Hub.__init__ = __init__  # type: ignore[method-assign]
+
+
+ABLATIONS: dict[str, Callable[[], None]] = {
+    "per-frame-writes": per_frame_writes,
+    "encode-per-session": encode_per_session,
+    "asyncio-loop": asyncio_loop,
+    "async-iterator": async_iterator_subscriptions,
+    "unchunked-flush": unchunked_flush,
+}
+
+
+def main() -> int:
+    name, *argv = sys.argv[1:]
+    ABLATIONS[name]()
+    return gateway_main.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

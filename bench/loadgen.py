@@ -57,22 +57,38 @@ class Client(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         c = self.counter
-        if not c.counting or frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+        if not c.counting:
             return
-        payload = None
-        n = 1
         if c.batch:
-            payload = _payload(frame)
-            n = payload.count(_DATA_MSGPACK if self.binary else _DATA_JSON)
+            self._on_batch(frame)
+            return
+        mt = frame.msg_type
+        if mt != WSMsgType.TEXT and mt != WSMsgType.BINARY:  # a million frames a second pass here
+            return
+        c.messages += 1
+        self.n += 1
+        if self.n % c.sample_every:
+            return
+        self._sample(_payload(frame), False)
+
+    def _on_batch(self, frame: WSFrame) -> None:
+        c = self.counter
+        if frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return
+        payload = _payload(frame)
+        n = payload.count(_DATA_MSGPACK if self.binary else _DATA_JSON)
         before = self.n
         self.n += n
         c.messages += n
-        if self.n // c.sample_every == before // c.sample_every:
-            return
-        msg = (msgspec.msgpack.decode if self.binary else json.loads)(payload or _payload(frame))
+        if self.n // c.sample_every != before // c.sample_every:
+            self._sample(payload, True)
+
+    def _sample(self, payload: bytes, many: bool) -> None:
+        c = self.counter
+        msg = (msgspec.msgpack.decode if self.binary else json.loads)(payload)
         now = time.time_ns() // 1000
-        for env in msg if isinstance(msg, list) else (msg,):
-            if env.get("type") != "DATA" or env["data"].get("snapshot"):
+        for env in msg if many and isinstance(msg, list) else (msg,):
+            if not isinstance(env, dict) or env.get("type") != "DATA" or env["data"].get("snapshot"):
                 continue
             data = env["data"]
             c.latencies_us.append(now - data["ts"])

@@ -230,3 +230,23 @@ async def test_bad_option_values_get_an_error_and_the_connection_works_without_t
     assert "conflate_ms" in (await over.expect("ERROR"))["data"]["message"]
     await over.close()
     await client.close()
+
+
+async def test_flush_interval_gathers_a_burst_into_one_write_and_loses_nothing(gateway, nc: NATS) -> None:
+    port, _ = gateway(env={"WEBSOCKET_FLUSH_INTERVAL_MS": "150"})
+    sym = unique_symbol("F")
+    raw = RawClient(port, "/")
+    raw.send_text(subscribe_msg([sym], ["trade"]))
+    await asyncio.sleep(0.3)
+    await raw_frames(raw, 0.3)  # WELCOME, SUBSCRIBED
+    for seq in range(1, 6):  # five trades 20 ms apart: all inside one 150 ms gathering window
+        await nc.publish(subject("trade", sym), trade(sym, seq))
+        await nc.flush()
+        await asyncio.sleep(0.02)
+    raw.sock.settimeout(3)
+    first = await asyncio.get_running_loop().run_in_executor(None, raw.sock.recv, 1 << 20)
+    raw.buf = first
+    frames = await raw_frames(raw, 0.5)
+    raw.close()
+    assert [f.message()["data"]["seq"] for f in frames] == [1, 2, 3, 4, 5]
+    assert first.count(b'"type":"DATA"') == 5, "the five frames left the gateway in one write"

@@ -1,0 +1,1 @@
+"""Argus ingestor for Yahoo Finance, through yfinance."""

@@ -1,0 +1,103 @@
+"""Chart polling: at most one history() request per symbol per `interval`, all data types sharing it.
+
+yfinance blocks (curl_cffi), so requests run in a bounded thread pool: at most `workers` in
+flight, and a symbol is never queued twice. In session a symbol is polled every `interval`;
+outside its session once when it becomes wanted and once more after the session it was polled in
+(to pick up the closing bars), then not until the next session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .chart import ChartClient, ChartDay
+
+log = logging.getLogger("argus.yahoo")
+
+
+class Poller:
+    def __init__(
+        self,
+        client: ChartClient,
+        interval: float,
+        workers: int,
+        in_session: Callable[[str], bool],
+        on_result: Callable[[str, ChartDay], None],
+        on_failure: Callable[[str, BaseException], None],
+    ) -> None:
+        self.client = client
+        self.interval = interval
+        self.in_session = in_session
+        self.on_result = on_result
+        self.on_failure = on_failure
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yahoo-chart")
+        self._slots = asyncio.Semaphore(workers)
+        self._symbols: dict[str, tuple[str, str]] = {}  # symbol -> (Yahoo ticker, zone name)
+        self._last: dict[str, tuple[float, bool]] = {}  # symbol -> (monotonic start, was in session)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="yahoo-poller")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._inflight.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._executor.shutdown(wait=False, cancel_futures=True)  # a request in flight ends at its timeout
+
+    def set_symbols(self, symbols: dict[str, tuple[str, str]]) -> None:
+        gone = [s for s in self._symbols if s not in symbols]
+        self.client.forget([self._symbols[s][0] for s in gone])
+        for s in gone:
+            self._last.pop(s, None)
+        self._symbols = dict(symbols)
+        self._wake.set()
+
+    def _due(self, symbol: str, now: float) -> bool:
+        last = self._last.get(symbol)
+        if last is None:
+            return True
+        started, was_in_session = last
+        if now - started < self.interval:
+            return False
+        return self.in_session(symbol) or was_in_session
+
+    async def _run(self) -> None:
+        tick = min(0.5, self.interval / 4)
+        while True:
+            self._wake.clear()
+            now = time.monotonic()
+            for symbol in list(self._symbols):
+                if symbol not in self._inflight and self._due(symbol, now):
+                    self._last[symbol] = (now, self.in_session(symbol))
+                    self._inflight[symbol] = asyncio.create_task(self._poll(symbol), name=f"yahoo-chart-{symbol}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), tick)
+
+    async def _poll(self, symbol: str) -> None:
+        try:
+            async with self._slots:
+                target = self._symbols.get(symbol)
+                if target is None:
+                    return
+                self._last[symbol] = (time.monotonic(), self.in_session(symbol))  # spacing counts from the send
+                loop = asyncio.get_running_loop()
+                try:
+                    day = await loop.run_in_executor(self._executor, self.client.fetch, *target)
+                except Exception as e:  # noqa: BLE001 - yfinance/curl raise many kinds; each is one failed poll
+                    self.on_failure(symbol, e)
+                    return
+            if symbol in self._symbols:
+                self.on_result(symbol, day)
+        finally:
+            self._inflight.pop(symbol, None)

@@ -1,0 +1,251 @@
+"""`YahooSource`: streamed quotes and derived trades, polled klines and 分时, for the wanted symbols."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from argus_ingestor import Source, SourceContext, WantedSet
+from argus_protocol import Event, Kline, KlineEvent, QuoteEvent, Tick, TickEvent, TradeEvent
+
+from . import candles
+from .chart import ChartClient, ChartDay, make_session
+from .decode import Pricing
+from .options import load_options
+from .poller import Poller
+from .quotes import DERIVED_SOURCE, SymbolTape
+from .sessions import Calendar
+from .streamer import Streamer
+from .symbols import NotOnYahoo, to_yahoo
+
+log = logging.getLogger("argus.yahoo")
+
+Clock = Callable[[], datetime]
+
+STREAMED = ("quote", "trade")  # from the WebSocket
+POLLED = ("kline", "tick")  # from the chart
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class YahooSource(Source):
+    name = "yahoo"
+
+    def __init__(self, options: dict[str, Any] | None = None, *, clock: Clock | None = None) -> None:
+        super().__init__(options)
+        self.opts = load_options(self.options)
+        self.clock: Clock = clock or utc_now
+        try:
+            self.calendar = Calendar(
+                {m: (mo.tz, mo.sessions) for m, mo in self.opts.markets.items()}, always=self.opts.schedule == "always"
+            )
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"markets: unknown time zone {e}") from None
+        self._ctx: SourceContext | None = None
+        self._queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self._wanted = WantedSet()
+        self._tickers: dict[str, str] = {}  # Yahoo ticker (upper case) -> canonical symbol
+        self._tapes: dict[str, SymbolTape] = {}
+        self._published: dict[tuple[str, str], dict[str, Kline | Tick]] = {}  # (symbol, stream) -> time -> payload
+        self._last_price: dict[str, float] = {}  # symbol -> monotonic time of its last price, or of subscribing
+        self._stale: set[str] = set()
+        self._unsupported: set[str] = set()
+        self.streamer: Streamer | None = None
+        self.poller: Poller | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # Source interface ---------------------------------------------------------------------
+    async def start(self, ctx: SourceContext) -> None:
+        self._ctx = ctx
+        o = self.opts
+        self.streamer = Streamer(
+            o.ws_url,
+            self._on_pricing,
+            self._on_stream_state,
+            ctx.count_error,
+            resubscribe_interval=o.resubscribe_interval,
+            heartbeat=o.heartbeat,
+            backoff_initial=o.backoff_initial,
+            backoff_max=o.backoff_max,
+        )
+        client = ChartClient(make_session(o.chart_url, o.cache_dir), o.poll_timeout)
+        self.poller = Poller(
+            client, o.poll_interval, o.poll_workers, self._in_session, self._on_chart, self._on_chart_failure
+        )
+        self.streamer.start()
+        self.poller.start()
+        self._watchdog = asyncio.create_task(self._watch_stale(), name="yahoo-stale")
+        self._follow()
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        if self.streamer is not None:
+            await self.streamer.stop()
+        if self.poller is not None:
+            await self.poller.stop()
+        self._queue.put_nowait(None)
+
+    def want(self, wanted: WantedSet) -> None:
+        self._wanted = wanted
+        self._follow()
+
+    async def events(self) -> AsyncIterator[list[Event]]:
+        while True:
+            batch = await self._queue.get()
+            if batch is None:
+                return
+            yield batch
+
+    # demand -------------------------------------------------------------------------------
+    def _follow(self) -> None:
+        if self.streamer is None or self.poller is None:
+            return  # start() applies the wanted set
+        wanted = self._wanted
+        tickers: dict[str, str] = {}
+        for symbol in wanted.symbols:
+            try:
+                tickers[to_yahoo(symbol).upper()] = symbol
+            except NotOnYahoo as e:
+                if symbol not in self._unsupported and self._ctx is not None:
+                    self._ctx.status("down", symbol=symbol, reason=str(e))
+                self._unsupported.add(symbol)
+        self._unsupported &= wanted.symbols
+        self._tickers = tickers
+        by_symbol = {s: t for t, s in tickers.items()}
+        streamed = {s for s in by_symbol if wanted.types_for(s) & set(STREAMED)}
+        polled = {s for s in by_symbol if wanted.types_for(s) & set(POLLED)}
+        now = time.monotonic()
+        for s in streamed:
+            self._last_price.setdefault(s, now)  # silence counts from subscribing
+        for s in [s for s in self._last_price if s not in streamed]:
+            del self._last_price[s]
+            self._tapes.pop(s, None)
+            if s in self._stale:
+                self._set_stale(s, False)
+        for key in [k for k in self._published if not self._stream_wanted(*k)]:
+            del self._published[key]
+        self.streamer.set_tickers(frozenset(by_symbol[s] for s in streamed))
+        self.poller.set_symbols({s: (by_symbol[s], getattr(self.calendar.tz(s), "key", "")) for s in polled})
+
+    def _stream_wanted(self, symbol: str, stream: str) -> bool:
+        kind, _, period = stream.partition(":")
+        return self._wanted.wants(kind, symbol, period)
+
+    def _in_session(self, symbol: str) -> bool:
+        return self.calendar.in_session(symbol, self.clock())
+
+    def _emit(self, events: list[Event]) -> None:
+        if events:
+            self._queue.put_nowait(events)
+
+    # stream -------------------------------------------------------------------------------
+    def _on_pricing(self, p: Pricing) -> None:
+        symbol = self._tickers.get(p.id.upper())
+        if symbol is None or symbol not in self._last_price:
+            return  # not (or no longer) wanted from the stream
+        tape = self._tapes.get(symbol)
+        if tape is None:
+            tape = self._tapes[symbol] = SymbolTape()
+        now_ms = int(self.clock().timestamp() * 1000)
+        result = tape.apply(p, self.calendar.tz(symbol), now_ms)
+        if result is None:
+            return
+        self._last_price[symbol] = time.monotonic()
+        if symbol in self._stale:
+            self._set_stale(symbol, False)
+        quote, trade = result
+        events: list[Event] = []
+        if self._wanted.wants("quote", symbol):
+            events.append(QuoteEvent(symbol=symbol, quote=quote))
+        if trade is not None and self._wanted.wants("trade", symbol):
+            events.append(TradeEvent(symbol=symbol, source=DERIVED_SOURCE, trade=trade))
+        self._emit(events)
+
+    def _on_stream_state(self, connected: bool, reason: str) -> None:
+        if self._ctx is None:
+            return
+        if connected:
+            self._ctx.status("live")
+        else:
+            self._ctx.status("stale", reason=f"Yahoo streamer reconnecting: {reason}")
+
+    async def _watch_stale(self) -> None:
+        """In session, a symbol without a price for `stale_after` seconds is `stale` until one comes."""
+        limit = self.opts.stale_after
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = time.monotonic()
+            wall = self.clock()
+            for symbol, last in list(self._last_price.items()):
+                if not self.calendar.in_session(symbol, wall):
+                    self._last_price[symbol] = now  # the silence of a closed market does not count
+                    if symbol in self._stale:
+                        self._set_stale(symbol, False)
+                elif now - last >= limit and symbol not in self._stale:
+                    self._set_stale(symbol, True)
+
+    def _set_stale(self, symbol: str, stale: bool) -> None:
+        if self._ctx is None:
+            return
+        if stale:
+            self._stale.add(symbol)
+            reason = f"no price from Yahoo for {self.opts.stale_after:g} s in session"
+            self._ctx.status("stale", symbol=symbol, reason=reason)
+        else:
+            self._stale.discard(symbol)
+            self._ctx.status("live", symbol=symbol)
+
+    # chart --------------------------------------------------------------------------------
+    def _on_chart(self, symbol: str, day: ChartDay) -> None:
+        self.calendar.learn_tz(symbol, day.tz)
+        tz = self.calendar.tz(symbol)
+        now = self.clock()
+        now_ms = int(now.timestamp() * 1000)
+        events: list[Event] = []
+        periods = self._wanted.periods_for(symbol)
+        if periods and day.bars:
+            first_day = datetime.fromtimestamp(day.bars[0].ts_ms / 1000, tz).date().isoformat()
+            over = self.calendar.hours(symbol).day_over(now, first_day)
+            by_period: dict[str, list[Kline]] = {}
+            for k in candles.klines(day, periods, tz, now_ms, over):
+                by_period.setdefault(k.period, []).append(k)
+            for period, rows in by_period.items():
+                for k in self._changed(symbol, f"kline:{period}", rows, lambda k: k.open_time):
+                    events.append(KlineEvent(symbol=symbol, kline=k))  # type: ignore[arg-type]
+        if self._wanted.wants("tick", symbol) and day.bars:
+            for t in self._changed(symbol, "tick", candles.ticks(day, tz, now_ms), lambda t: t.time):
+                events.append(TickEvent(symbol=symbol, tick=t))  # type: ignore[arg-type]
+        self._emit(events)
+
+    def _changed(self, symbol: str, stream: str, rows: list[Any], key: Callable[[Any], str]) -> list[Any]:
+        """Rows new or changed since the last poll; a stream's first poll gives its last `bars_backfill`."""
+        seen = self._published.get((symbol, stream))
+        first = seen is None
+        if seen is None:
+            seen = self._published[(symbol, stream)] = {}
+        out = []
+        for i, row in enumerate(rows):
+            k = key(row)
+            if seen.get(k) != row:
+                seen[k] = row
+                if not first or i >= len(rows) - self.opts.bars_backfill:
+                    out.append(row)
+        if len(seen) > 2000:  # a day of minutes is < 1000; drop what an earlier day left
+            for k in sorted(seen)[:-1000]:
+                del seen[k]
+        return out
+
+    def _on_chart_failure(self, symbol: str, e: BaseException) -> None:
+        if self._ctx is not None:
+            self._ctx.count_error("chart")
+        log.warning("yahoo chart request failed", extra={"symbol": symbol, "error": repr(e)[:300]})

@@ -3,6 +3,7 @@ endpoints yfinance calls first. Every request is recorded so tests can prove not
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -108,6 +109,7 @@ class Request:
     path: str
     query: dict[str, str]
     host: str
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -149,6 +151,8 @@ class FakeChartServer:
             resp = web.Response(text="ok")
             resp.set_cookie("A3", "d=fake", domain="127.0.0.1", max_age=3600)
             return resp
+        if request.path == "/redirect-out":  # a server pointing yfinance elsewhere: must not be followed
+            raise web.HTTPFound("https://fc.yahoo.com/")
         if request.path == "/v1/test/getcrumb":
             return web.Response(text=CRUMB)
         if request.path.startswith("/v8/finance/chart/"):

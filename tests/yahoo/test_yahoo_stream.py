@@ -22,7 +22,9 @@ def harness(streamer: FakeStreamer, tmp_path: Path, **options: object) -> Harnes
 async def test_quotes_for_three_markets_with_offsets_and_one_book_level(streamer: FakeStreamer, tmp_path: Path) -> None:
     async with harness(streamer, tmp_path) as h:
         h.want(*QUOTE_TRADE)
-        await streamer.wait(lambda: streamer.conns and streamer.current.subscribed() == {"AAPL", "0700.HK", "600000.SS"})
+        await streamer.wait(
+            lambda: streamer.conns and streamer.current.subscribed() == {"AAPL", "0700.HK", "600000.SS"}
+        )
         await streamer.push(
             id="AAPL",
             price=229.87,

@@ -21,6 +21,8 @@ log = logging.getLogger("argus.yahoo")
 
 
 class Poller:
+    """Calls `on_result(symbol, day)` / `on_failure(symbol, error)` on the event loop."""
+
     def __init__(
         self,
         client: ChartClient,
@@ -90,13 +92,16 @@ class Poller:
                 target = self._symbols.get(symbol)
                 if target is None:
                     return
-                self._last[symbol] = (time.monotonic(), self.in_session(symbol))  # spacing counts from the send
                 loop = asyncio.get_running_loop()
                 try:
                     day = await loop.run_in_executor(self._executor, self.client.fetch, *target)
                 except Exception as e:  # noqa: BLE001 - yfinance/curl raise many kinds; each is one failed poll
                     self.on_failure(symbol, e)
                     return
+                finally:
+                    # spacing counts from the answer: the next request starts >= interval after this one ended
+                    if symbol in self._last:
+                        self._last[symbol] = (time.monotonic(), self._last[symbol][1])
             if symbol in self._symbols:
                 self.on_result(symbol, day)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -105,7 +106,8 @@ async def test_message_too_large_keeps_the_connection_and_huge_frame_closes_1009
     assert err["data"]["code"] == "MESSAGE_TOO_LARGE"
     await still_works(c)
     other = await Client.connect(port)
-    await c.ws.send_str("x" * (2 * 1048576))
+    with contextlib.suppress(ConnectionError):  # the gateway may close before the last byte is sent
+        await c.ws.send_str("x" * (1048576 + 1024))
     assert await c.closed() == 1009
     await still_works(other)
     await other.close()

@@ -68,7 +68,11 @@ async def test_websocket_client_sees_quotes_trades_klines_and_ticks_from_yahoo(
             seen.setdefault((d["symbol"], d["type"]), d)
         hk, us, sh = (seen[(s, "quote")]["quote"] for s in SYMBOLS)
         assert hk["price"] == 501.0 and hk["timestamp"].endswith("+08:00") and hk["bid_prices"] == [500.99]
-        assert us["price"] == 229.5 and us["timestamp"].startswith("2026-11-23T10:15:") and us["timestamp"][-6:] == "-05:00"
+        assert (
+            us["price"] == 229.5
+            and us["timestamp"].startswith("2026-11-23T10:15:")
+            and us["timestamp"][-6:] == "-05:00"
+        )
         assert sh["timestamp"].endswith("+08:00") and "ask_prices" not in sh  # absent levels are left out
         for s in SYMBOLS:
             trade = seen[(s, "trade")]

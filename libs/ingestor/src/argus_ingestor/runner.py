@@ -168,12 +168,12 @@ class Runner:
         sent: dict[str, int] = {}
         failed = 0
         for ev in batch:
-            etype = ev.__struct_config__.tag
+            etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
             period = ev.kline.period if etype == "kline" else ""  # type: ignore[union-attr]
             key = (etype, ev.symbol, period)
             state = streams.get(key)
             if state is None:
-                state = streams[key] = [0, self.subjects.data(Stream(str(etype), ev.symbol, period))]
+                state = streams[key] = [0, self.subjects.data(Stream(etype, ev.symbol, period))]
             seq = state[0] = state[0] + 1
             ev.seq = seq
             ev.ts = stamp
@@ -185,7 +185,7 @@ class Runner:
                 failed += 1
                 log.debug("publish failed", extra={"subject": state[1], "error": repr(e)})
                 continue
-            sent[etype] = sent.get(etype, 0) + 1  # type: ignore[index]
+            sent[etype] = sent.get(etype, 0) + 1
         # metrics once per batch, not per event (a labelled counter costs more than the publish)
         for etype, n in sent.items():
             self.metrics.published.labels(etype).inc(n)

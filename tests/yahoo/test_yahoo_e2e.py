@@ -19,6 +19,13 @@ from yahoo_fixtures import all_charts, ms
 pytestmark = pytest.mark.skipif(not (BIN / "argus-gateway").exists(), reason="needs argus-gateway installed")
 
 SYMBOLS = ["00700.HK", "AAPL.US", "600000.SH"]
+# belt and braces: any HTTP request not for 127.0.0.1 would go to a dead proxy instead of the internet
+NO_WAY_OUT = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "ALL_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
 
 
 async def _market(streamer: FakeStreamer) -> None:
@@ -51,7 +58,7 @@ async def test_websocket_client_sees_quotes_trades_klines_and_ticks_from_yahoo(
         "0.3",
         "--schedule",
         "always",
-        env={"YAHOO_CACHE_DIR": str(tmp_path / "yf-cache")},
+        env={"YAHOO_CACHE_DIR": str(tmp_path / "yf-cache"), **NO_WAY_OUT},
     )
     ws_port, _ = gateway()
     pusher = asyncio.create_task(_market(streamer))

@@ -177,3 +177,13 @@ def test_futures_are_not_on_yahoo(tmp_path: Path) -> None:
 
     with pytest.raises(NotOnYahoo):
         to_yahoo("IF2412.IF")
+
+
+async def test_unreachable_streamer_is_stale_then_down(tmp_path: Path) -> None:
+    async with Harness("ws://127.0.0.1:9/", "http://127.0.0.1:9", str(tmp_path), stale_after=0.3) as h:
+        h.want(("quote", TENCENT))
+        await h.until(lambda: "down" in h.ctx.states())
+        states = h.ctx.states()
+        assert states[0] == "stale" and "live" not in states
+        assert (h.ctx.statuses[-1]["reason"] or "").startswith("Yahoo streamer reconnecting: connect failed")
+        assert h.ctx.errors["connect"] >= 2

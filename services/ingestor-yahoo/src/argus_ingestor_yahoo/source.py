@@ -60,6 +60,7 @@ class YahooSource(Source):
         self.streamer: Streamer | None = None
         self.poller: Poller | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._disconnected_since: float | None = None
 
     # Source interface ---------------------------------------------------------------------
     async def start(self, ctx: SourceContext) -> None:
@@ -175,9 +176,15 @@ class YahooSource(Source):
         if self._ctx is None:
             return
         if connected:
+            self._disconnected_since = None
             self._ctx.status("live")
-        else:
-            self._ctx.status("stale", reason=f"Yahoo streamer reconnecting: {reason}")
+            return
+        now = time.monotonic()
+        if self._disconnected_since is None:
+            self._disconnected_since = now
+        # a reconnect is routine (`stale`); failing to get back for `stale_after` is an outage (`down`)
+        state = "down" if now - self._disconnected_since >= self.opts.stale_after else "stale"
+        self._ctx.status(state, reason=f"Yahoo streamer reconnecting: {reason}")
 
     async def _watch_stale(self) -> None:
         """In session, a symbol without a price for `stale_after` seconds is `stale` until one comes."""

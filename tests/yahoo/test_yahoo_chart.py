@@ -159,7 +159,9 @@ async def test_a_failing_chart_is_counted_and_others_still_flow(chart_server: Fa
     chart_server.fail = {"AAPL"}
     async with Harness("ws://127.0.0.1:9/", chart_server.url, str(tmp_path)) as h:
         h.want(("kline", AAPL, "1m"), ("tick", PUFA))
-        await h.until(lambda: h.ctx.errors["chart"] >= 2 and h.of("tick", PUFA))
+        await h.until(lambda: h.ctx.errors["chart"] >= 3 and h.of("tick", PUFA))
         assert h.of("kline", AAPL) == []
+        times = [r.at for r in chart_server.chart_requests("AAPL")]
+        assert times[1] - times[0] >= 0.6 and times[2] - times[1] >= 1.2  # backing off: 2 × 0.3 s, then 4 ×
         chart_server.fail = set()
         await h.until(lambda: h.of("kline", AAPL))

@@ -172,11 +172,14 @@ async def test_no_stale_outside_the_market_session(streamer: FakeStreamer, tmp_p
         assert h.ctx.states(AAPL) == []
 
 
-def test_futures_are_not_on_yahoo(tmp_path: Path) -> None:
-    from argus_ingestor_yahoo.symbols import NotOnYahoo, to_yahoo
-
-    with pytest.raises(NotOnYahoo):
-        to_yahoo("IF2412.IF")
+async def test_symbols_yahoo_lacks_are_down_until_nobody_wants_them(streamer: FakeStreamer, tmp_path: Path) -> None:
+    async with harness(streamer, tmp_path) as h:
+        h.want(("quote", "IF2412.IF"), ("quote", TENCENT))
+        await streamer.wait(lambda: streamer.conns and streamer.current.subscribed() == {"0700.HK"})
+        (down,) = [s for s in h.ctx.statuses if s["symbol"] == "IF2412.IF"]
+        assert down["state"] == "down" and down["reason"] == "IF2412.IF: Yahoo has no IF market"
+        h.want(("quote", TENCENT))
+        assert h.ctx.states("IF2412.IF") == ["down", "live"]
 
 
 async def test_unreachable_streamer_is_stale_then_down(tmp_path: Path) -> None:

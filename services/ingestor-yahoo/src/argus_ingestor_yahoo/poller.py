@@ -3,7 +3,8 @@
 yfinance blocks (curl_cffi), so requests run in a bounded thread pool: at most `workers` in
 flight, and a symbol is never queued twice. In session a symbol is polled every `interval`;
 outside its session once when it becomes wanted and once more after the session it was polled in
-(to pick up the closing bars), then not until the next session.
+(to pick up the closing bars), then not until the next session. After n failures in a row a
+symbol waits interval × 2ⁿ (at most 16×): a rate-limited or unknown ticker is not retried flat out.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Poller:
         self._symbols: dict[str, tuple[str, str]] = {}  # symbol -> (Yahoo ticker, zone name)
         self._last: dict[str, tuple[float, bool]] = {}  # symbol -> (monotonic start, was in session)
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -62,6 +64,7 @@ class Poller:
         self.client.forget([self._symbols[s][0] for s in gone])
         for s in gone:
             self._last.pop(s, None)
+            self._failures.pop(s, None)
         self._symbols = dict(symbols)
         self._wake.set()
 
@@ -70,7 +73,7 @@ class Poller:
         if last is None:
             return True
         started, was_in_session = last
-        if now - started < self.interval:
+        if now - started < self.interval * 2 ** min(self._failures.get(symbol, 0), 4):
             return False
         return self.in_session(symbol) or was_in_session
 
@@ -96,12 +99,14 @@ class Poller:
                 try:
                     day = await loop.run_in_executor(self._executor, self.client.fetch, *target)
                 except Exception as e:  # noqa: BLE001 - yfinance/curl raise many kinds; each is one failed poll
+                    self._failures[symbol] = self._failures.get(symbol, 0) + 1
                     self.on_failure(symbol, e)
                     return
                 finally:
                     # spacing counts from the answer: the next request starts >= interval after this one ended
                     if symbol in self._last:
                         self._last[symbol] = (time.monotonic(), self._last[symbol][1])
+            self._failures.pop(symbol, None)
             if symbol in self._symbols:
                 self.on_result(symbol, day)
         finally:

@@ -120,6 +120,9 @@ class YahooSource(Source):
                 if symbol not in self._unsupported and self._ctx is not None:
                     self._ctx.status("down", symbol=symbol, reason=str(e))
                 self._unsupported.add(symbol)
+        for symbol in self._unsupported - wanted.symbols:
+            if self._ctx is not None:
+                self._ctx.status("live", symbol=symbol)  # nobody asks for it now: drop its repeated `down`
         self._unsupported &= wanted.symbols
         self._tickers = tickers
         by_symbol = {s: t for t, s in tickers.items()}

@@ -3,6 +3,7 @@ endpoints yfinance calls first. Every request is recorded so tests can prove not
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,6 +118,9 @@ class FakeChartServer:
     charts: dict[str, CannedChart] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     fail: set[str] = field(default_factory=set)  # tickers answered with HTTP 500
+    delay: float = 0.0  # seconds each chart answer takes
+    inflight: int = 0
+    max_inflight: int = 0
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -159,6 +163,12 @@ class FakeChartServer:
             ticker = request.path.rsplit("/", 1)[1]
             if ticker in self.fail:
                 return web.json_response({"error": "boom"}, status=500)
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.inflight -= 1
             chart = self.charts.get(ticker)
             if chart is None:
                 return web.json_response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from argus_ingestor_yahoo.chart import ChartClient, RedirectSession, make_session
 from fake_chart import CRUMB, FakeChartServer
-from yahoo_fixtures import NOW, all_charts, ms
+from fake_streamer import FakeStreamer
+from yahoo_fixtures import NOW, aapl, all_charts, ms
 from yahookit import Clock, Harness
 
 # yfinance 1.7 on pandas 3.1 calls DataFrame.sort_index(inplace=True); pandas warns that is going away
@@ -166,3 +168,23 @@ async def test_a_failing_chart_is_counted_and_others_still_flow(chart_server: Fa
         assert polls[1] - polls[0] >= 0.6 and polls[2] - polls[1] >= 1.2  # backing off: 2 × 0.3 s, then 4 ×
         chart_server.fail = set()
         await h.until(lambda: h.of("kline", AAPL))
+
+
+async def test_slow_charts_use_bounded_threads_and_never_block_the_stream(
+    chart_server: FakeChartServer, streamer: FakeStreamer, tmp_path: Path
+) -> None:
+    chart_server.charts = all_charts()
+    for ticker in ("MSFT", "GOOG", "NVDA"):
+        chart_server.charts[ticker] = dataclasses.replace(aapl(), ticker=ticker)
+    chart_server.delay = 0.5
+    symbols = ["AAPL.US", "MSFT.US", "GOOG.US", "NVDA.US", PUFA]
+    async with Harness(streamer.url, chart_server.url, str(tmp_path), poll_workers=2, poll_interval=5) as h:
+        h.want(*[("kline", s, "1m") for s in symbols], ("quote", TENCENT))
+        await streamer.wait(lambda: streamer.conns and streamer.current.subscribed() == {"0700.HK"})
+        await h.until(lambda: chart_server.inflight == 2)
+        # history() is blocking: were it on the event loop, neither this quote nor the fake's answers would move
+        await streamer.push(id="0700.HK", price=501.0, time=ms("2026-11-24T09:31:00+08:00"))
+        await h.until(lambda: h.of("quote"))
+        assert chart_server.inflight > 0
+        await h.until(lambda: {e.symbol for e in h.events_of("kline")} == set(symbols), timeout=10)
+    assert chart_server.max_inflight == 2

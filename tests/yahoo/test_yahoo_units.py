@@ -99,3 +99,13 @@ def test_tape_starts_afresh_on_a_new_local_day() -> None:
     quote, trade = result
     assert trade is None  # 200 < 9000 is a new day's first volume, not a negative trade
     assert quote.volume == 200 and quote.open == 0.0 and quote.timestamp == "2026-11-25T09:30:05.000+08:00"
+
+
+def test_reconnect_backoff_doubles_with_jitter_up_to_the_cap() -> None:
+    from argus_ingestor_yahoo.streamer import Streamer
+
+    s = Streamer("ws://127.0.0.1:9/", print, print, print, backoff_initial=0.5, backoff_max=4.0)
+    for failures, cap in ((0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (10, 4.0), (100, 4.0)):
+        delays = [s._backoff(failures) for _ in range(200)]
+        assert all(cap / 2 <= d <= cap for d in delays), (failures, min(delays), max(delays))
+        assert len(set(delays)) > 100  # jittered, not one fixed value

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta, timezone
 
 import pytest
-from argus_ingestor_yahoo.decode import DecodeError, decode_frame, subscribe_message
+from argus_ingestor_yahoo.decode import DecodeError, decode_frame, subscribe_message, unsubscribe_message
 from argus_ingestor_yahoo.options import load_options
 from argus_ingestor_yahoo.quotes import SymbolTape
 from argus_ingestor_yahoo.symbols import NotOnYahoo, from_yahoo, to_yahoo
@@ -109,3 +109,28 @@ def test_reconnect_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         delays = [s._backoff(failures) for _ in range(200)]
         assert all(cap / 2 <= d <= cap for d in delays), (failures, min(delays), max(delays))
         assert len(set(delays)) > 100  # jittered, not one fixed value
+
+
+async def test_subscribe_frames_match_what_yfinance_sends() -> None:
+    from yfinance.live import AsyncWebSocket
+
+    sent: list[str] = []
+
+    class Wire:  # stands in for the websockets connection yfinance would open
+        async def send(self, text: str) -> None:
+            sent.append(text)
+
+    yf_ws = AsyncWebSocket(url="ws://127.0.0.1:9/", verbose=False)
+    yf_ws._ws = Wire()
+    try:
+        await yf_ws.subscribe(["AAPL", "0700.HK"])
+        await yf_ws.unsubscribe(["0700.HK"])
+    finally:
+        if yf_ws._heartbeat_task is not None:
+            yf_ws._heartbeat_task.cancel()
+    assert (
+        json.loads(sent[0]) == json.loads(subscribe_message(sorted(["AAPL", "0700.HK"])))
+        or sorted(json.loads(sent[0])["subscribe"])
+        == json.loads(subscribe_message(sorted(["AAPL", "0700.HK"])))["subscribe"]
+    )
+    assert json.loads(sent[1]) == json.loads(unsubscribe_message(["0700.HK"]))

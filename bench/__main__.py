@@ -16,7 +16,7 @@ from . import loadgen
 from .ablate import ABLATIONS
 from .procstat import cpu_seconds, rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
-from .stack import Stack
+from .stack import Stack, gateway_counter
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -78,11 +78,13 @@ def run(
         proc.start()
         if not parent.poll(600) or parent.recv() != "counting":
             raise RuntimeError("load generator did not start counting")
+        writes0 = gateway_counter(stack.metrics_port, "websocket_writes_total")
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
         rss_loaded = rss_kb(pid)
         if not parent.poll(duration + 120):
             raise RuntimeError("load generator gave no result")
         cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        writes1 = gateway_counter(stack.metrics_port, "websocket_writes_total")
         result = parent.recv()
         proc.join(30)
         peak_rss = rss_kb(pid, "VmHWM")
@@ -109,6 +111,8 @@ def run(
         "latency_samples": len(lat),
         "seq_holes": result["holes"] if sample_every == 1 else None,
         "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "gateway_writes_per_s": round((writes1 - writes0) / (t1 - t0)),
+        "cpu_us_per_message": round(1e6 * (cpu1 - cpu0) / max(1, result["messages"]), 2),
         "gateway_peak_rss_mb": round(peak_rss / 1024, 1),
         "rss_per_connection_kb": round((rss_loaded - base_rss) / max(1, result["connected"]), 1),
         "duration_s": round(result["elapsed"], 1),
@@ -130,13 +134,14 @@ def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str
     return {"scenario": "knee", "knee_rate": None, "note": f"no knee up to rate {KNEE_RATES[-1]}", "steps": steps}
 
 
-HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | gateway CPU | peak RSS | RSS/conn |\n|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | gateway CPU | CPU µs/msg | writes/s | peak RSS | RSS/conn |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 def row(r: dict[str, Any]) -> str:
     return (
         f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
         f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['gateway_cpu_pct']}% | "
+        f"{r['cpu_us_per_message']} | {r['gateway_writes_per_s']:,} | "
         f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB |"
     )
 

@@ -59,6 +59,7 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.store = tempfile.mkdtemp(prefix="argus-bench-")
         self.ws_port = free_port()
+        self.metrics_port = 0
 
     def _spawn(self, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING", **extra_env}
@@ -91,7 +92,7 @@ class Stack:
             ]
         )
         wait_port(mport)
-        gport = free_port()
+        gport = self.metrics_port = free_port()
         # an ablation runs the same gateway with one technique swapped out (bench/ablate.py)
         launcher = [sys.executable, "-m", "bench.ablate", self.ablate] if self.ablate else [str(BIN / "argus-gateway")]
         self.gateway = self._spawn(
@@ -129,3 +130,14 @@ class Stack:
                 p.kill()
                 p.wait()
         shutil.rmtree(self.store, ignore_errors=True)
+
+
+def gateway_counter(port: int, name: str) -> float:
+    """One counter from the gateway's /metrics (0 when absent)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0

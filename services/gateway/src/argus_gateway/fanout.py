@@ -91,6 +91,7 @@ class Hub:
         self._behind: set[Session] = set()
         self._flush_scheduled = False
         self._event_ts: list[int] = []
+        self._received = 0
         self._loop = asyncio.get_running_loop()
         self._background = Background()
         self._retry_task = self._loop.create_task(self._retry_behind())
@@ -156,7 +157,7 @@ class Hub:
 
     # ---------------------------------------------------------------- hot path
     def dispatch(self, topic: Topic, raw: bytes) -> None:
-        self.metrics.nats_messages.inc()
+        self._received += 1  # counted into Prometheus once per flush, not per event
         try:
             event = decode_event(raw)
         except msgspec.MsgspecError:
@@ -230,17 +231,23 @@ class Hub:
             self._loop.call_soon(self._flush)
         else:
             self._dirty = []
-        frames = nbytes = 0
+        frames = nbytes = writes = 0
         behind = self._behind
         for s in dirty:
             f, b = s.flush()
-            frames += f
-            nbytes += b
+            if f:
+                frames += f
+                nbytes += b
+                writes += 1
             if s.behind:
                 behind.add(s)
         if frames:
             self.metrics.messages_sent.inc(frames)
             self.metrics.bytes_sent.inc(nbytes)
+            self.metrics.writes.inc(writes)
+        if self._received:
+            self.metrics.nats_messages.inc(self._received)
+            self._received = 0
         if self._event_ts and not self._dirty:
             now_us = time.time_ns() // 1000
             observe = self.metrics.latency.observe
@@ -263,6 +270,7 @@ class Hub:
                     if f:
                         self.metrics.messages_sent.inc(f)
                         self.metrics.bytes_sent.inc(b)
+                        self.metrics.writes.inc()
                 if not s.behind:
                     self._behind.discard(s)
 

@@ -15,7 +15,14 @@ class GatewayMetrics:
         self.active_subscriptions = Gauge(
             "websocket_active_subscriptions", "Streams held, summed over connections", registry=r
         )
-        self.messages_sent = Counter("websocket_messages_sent_total", "Frames written to clients", registry=r)
+        self.messages_sent = Counter(
+            "websocket_messages_sent_total", "Messages written to clients (each envelope of a batch counts)", registry=r
+        )
+        self.writes = Counter(
+            "websocket_writes_total",
+            "Transport writes: at most one per client per flush, carrying all it had queued",
+            registry=r,
+        )
         self.bytes_sent = Counter("websocket_bytes_sent_total", "Bytes written to clients", registry=r)
         self.messages_received = Counter(
             "websocket_messages_received_total", "Messages received from clients", registry=r

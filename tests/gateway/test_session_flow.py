@@ -218,6 +218,8 @@ async def test_metrics_health_and_readiness(gateway, nc: NATS) -> None:
     assert metrics["websocket_active_connections"] == 1
     assert metrics["websocket_active_subscriptions"] == 1
     assert metrics["websocket_messages_sent_total"] >= 3
+    assert 1 <= metrics["websocket_writes_total"] <= metrics["websocket_messages_sent_total"]
+    assert metrics["gateway_nats_messages_total"] >= 1
     assert metrics['websocket_errors_total{code="UNKNOWN_TYPE"}'] == 1
     assert metrics["websocket_latency_seconds_count"] >= 1
     await c.close()

@@ -1,4 +1,4 @@
-"""A small test client over aiohttp, plus a raw-socket client that can stop reading."""
+"""A small test client over aiohttp, plus raw-socket clients that see exact frames or stop reading."""
 
 from __future__ import annotations
 
@@ -105,71 +105,6 @@ class Client:
         raise TimeoutError("connection still open")
 
 
-class StalledClient:
-    """A raw WebSocket client with a tiny receive buffer that reads nothing until told to."""
-
-    def __init__(self, port: int, path: str = "/") -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(1)
-            if not chunk:
-                raise ConnectionError("closed during handshake")
-            head += chunk
-        assert b" 101 " in head.split(b"\r\n")[0], head
-        self.buf = b""
-        self.close_code: int | None = None
-
-    def send_text(self, text: str) -> None:
-        payload = text.encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def read_frames(self, idle: float = 1.0) -> list[dict[str, Any]]:
-        """Drain the socket until it has been quiet for `idle` seconds; decode the text frames."""
-        self.sock.settimeout(idle)
-        while True:
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            self.buf += chunk
-        out = []
-        buf = self.buf
-        while len(buf) >= 2:
-            n = buf[1] & 0x7F
-            off = 2
-            if n == 126:
-                n, off = int.from_bytes(buf[2:4], "big"), 4
-            elif n == 127:
-                n, off = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < off + n:
-                break
-            if buf[0] & 0x0F == 1:
-                out.append(json.loads(buf[off : off + n]))
-            elif buf[0] & 0x0F == 8 and n >= 2:
-                self.close_code = int.from_bytes(buf[off : off + 2], "big")
-            buf = buf[off + n :]
-        self.buf = buf
-        return out
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 class RawFrame:
     __slots__ = ("compressed", "opcode", "payload")
 
@@ -189,8 +124,13 @@ class RawFrame:
 class RawClient:
     """A WebSocket client on a plain socket, to see frames exactly as the server wrote them."""
 
-    def __init__(self, port: int, path: str = "/", headers: dict[str, str] | None = None) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
+    def __init__(
+        self, port: int, path: str = "/", headers: dict[str, str] | None = None, rcvbuf: int | None = None
+    ) -> None:
+        self.sock = socket.socket()
+        if rcvbuf is not None:  # before connect, so the window the server sees is small from the start
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.sock.sendall(
@@ -247,3 +187,21 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class StalledClient(RawClient):
+    """A raw client with a tiny receive buffer that reads nothing until told to."""
+
+    def __init__(self, port: int, path: str = "/") -> None:
+        super().__init__(port, path, rcvbuf=4096)
+        self.close_code: int | None = None
+
+    def read_frames(self, idle: float = 1.0) -> list[Any]:
+        """Drain the socket until it has been quiet for `idle` seconds; decode the text frames."""
+        out = []
+        for f in self.frames(idle):
+            if f.opcode == 1:
+                out.append(f.message())
+            elif f.opcode == 8 and len(f.payload) >= 2:
+                self.close_code = int.from_bytes(f.payload[:2], "big")
+        return out

@@ -6,6 +6,7 @@ from datetime import time
 from typing import Any, Literal
 
 import msgspec
+from argus_ingestor.sessions import parse_session as parse_span
 
 DEFAULT_SESSIONS = ["09:30-11:30", "13:00-15:00"]
 
@@ -43,12 +44,7 @@ def _split(value: Any) -> Any:
 
 def parse_session(item: str) -> tuple[int, int]:
     """'09:30-11:30' -> (570, 690): minutes after local midnight, end exclusive."""
-    try:
-        start, end = (time.fromisoformat(part.strip()) for part in item.split("-"))
-    except ValueError:
-        raise ValueError(f"sessions: {item!r} is not HH:MM-HH:MM") from None
-    if end <= start:
-        raise ValueError(f"sessions: {item!r} ends before it starts")
+    start, end = parse_span(item)
     return start.hour * 60 + start.minute, end.hour * 60 + end.minute
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date
 from typing import Any, Literal
 
 import msgspec
+from argus_ingestor.sessions import parse_session
 
 DEFAULT_SESSIONS = ["09:30-11:30", "13:00-15:00"]
 
@@ -53,16 +54,6 @@ def parse_hostport(item: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"hosts: {item!r} is not host:port")
     return host, int(port)
-
-
-def parse_session(item: str) -> tuple[time, time]:
-    try:
-        start, end = (time.fromisoformat(part.strip()) for part in item.split("-"))
-    except ValueError:
-        raise ValueError(f"sessions: {item!r} is not HH:MM-HH:MM") from None
-    if end <= start:
-        raise ValueError(f"sessions: {item!r} ends before it starts")
-    return start, end
 
 
 def load_options(raw: dict[str, Any]) -> TdxOptions:

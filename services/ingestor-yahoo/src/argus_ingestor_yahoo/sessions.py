@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, tzinfo
+from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+from argus_ingestor.sessions import parse_session
 from argus_protocol import parse_symbol
 
 # Regular sessions in local time (no holiday calendar: a holiday looks like a quiet session day).
@@ -16,16 +17,6 @@ DEFAULT_MARKETS: dict[str, tuple[str, list[str]]] = {
     "US": ("America/New_York", ["09:30-16:00"]),
     "IDX": ("America/New_York", ["09:30-16:00"]),  # indices: New York unless the chart says otherwise
 }
-
-
-def parse_session(item: str) -> tuple[time, time]:
-    try:
-        start, end = (time.fromisoformat(part.strip()) for part in item.split("-"))
-    except ValueError:
-        raise ValueError(f"sessions: {item!r} is not HH:MM-HH:MM") from None
-    if end <= start:
-        raise ValueError(f"sessions: {item!r} ends before it starts")
-    return start, end
 
 
 class MarketHours:

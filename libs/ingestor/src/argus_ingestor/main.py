@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from argus_protocol import Stream, parse_stream_key, validate_stream
@@ -108,5 +109,4 @@ def _ingestor_log_file(path: str, source: str) -> str:
     """Each ingestor gets its own file beside the gateway's (`logs/ingestor-mock.log`)."""
     if not path:
         return ""
-    head, _, _ = path.rpartition("/")
-    return f"{head}/ingestor-{source}.log" if head else f"ingestor-{source}.log"
+    return str(Path(path).with_name(f"ingestor-{source}.log"))  # Windows paths too (QMT runs there)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import msgspec
+import pytest
 from eventfactory import quote, subject, trade, unique_symbol
 from nats.aio.client import Client as NATS
 from wsclient import Client, RawClient, RawFrame
@@ -259,3 +260,19 @@ async def test_flush_interval_gathers_a_burst_into_one_write_and_loses_nothing(g
     raw.close()
     assert [f.message()["data"]["seq"] for f in frames] == [1, 2, 3, 4, 5]
     assert len(chunks) == 1, "the five frames left the gateway in one write"
+
+
+async def test_a_quote_held_for_conflation_is_not_sent_after_unsubscribe(gateway, nc: NATS) -> None:
+    port, _ = gateway()
+    sym = unique_symbol("U")
+    client = await Client.connect(port, "/?conflate_ms=500")
+    await client.subscribe([sym], ["quote"], snapshot=False)
+    await asyncio.sleep(0.2)
+    await nc.publish(subject("quote", sym), quote(sym, 1))
+    await nc.flush()
+    await asyncio.sleep(0.1)  # the quote is now held, its window still open
+    await client.send("UNSUBSCRIBE", {"symbols": [sym]})
+    await client.expect("UNSUBSCRIBED")
+    with pytest.raises(TimeoutError):
+        await client.expect("DATA", timeout=1.0)
+    await client.close()

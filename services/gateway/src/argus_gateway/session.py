@@ -160,8 +160,10 @@ class Session:
         self.held = {}
         if self.closed:
             return
+        streams = self.streams
         for data, topic in held.values():
-            self._admit(data, topic)
+            if topic.stream in streams:  # unsubscribed while held: UNSUBSCRIBED means no more data
+                self._admit(data, topic)
 
     def _push_behind(self, data: bytes, topic: Topic) -> None:
         if self.closed:

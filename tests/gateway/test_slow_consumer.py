@@ -104,3 +104,26 @@ async def test_close_policy_disconnects_the_stalled_client_with_4008(gateway, nc
     assert any(f["type"] == "ERROR" and f["data"]["code"] == "SLOW_CONSUMER" for f in frames)
     assert stalled.close_code == 4008
     await healthy.close()
+
+
+async def test_nothing_of_a_stream_follows_its_unsubscribed_even_when_the_client_was_behind(
+    gateway, nc: NATS, tmp_path: Path
+) -> None:
+    port, _ = gateway("--config", small_bounds(tmp_path, "gap"))
+    sym = unique_symbol("R")
+    stalled = StalledClient(port)
+    stalled.send_text(
+        json.dumps(
+            {"type": "SUBSCRIBE", "data": {"symbols": [sym], "data_types": ["trade", "quote"], "snapshot": False}}
+        )
+    )
+    await asyncio.sleep(0.3)
+    await publish_burst(nc, sym)  # far past the bounds: quotes conflate and trades gap, waiting for the client
+    stalled.send_text(json.dumps({"type": "UNSUBSCRIBE", "data": {"symbols": [sym]}}))
+    await asyncio.sleep(0.3)
+    frames = await asyncio.get_running_loop().run_in_executor(None, stalled.read_frames, 1.5)
+    stalled.close()
+    kinds = [f["type"] for f in frames]
+    assert "UNSUBSCRIBED" in kinds
+    after = frames[kinds.index("UNSUBSCRIBED") + 1 :]
+    assert [f for f in after if f["type"] in ("DATA", "GAP")] == [], "a held quote or GAP came after UNSUBSCRIBED"

@@ -160,10 +160,8 @@ class Session:
         self.held = {}
         if self.closed:
             return
-        streams = self.streams
         for data, topic in held.values():
-            if topic.stream in streams:  # unsubscribed while held: UNSUBSCRIBED means no more data
-                self._admit(data, topic)
+            self._admit(data, topic)
 
     def _push_behind(self, data: bytes, topic: Topic) -> None:
         if self.closed:
@@ -292,6 +290,13 @@ class Session:
         if stream not in self.streams:
             return False
         self.streams.discard(stream)
+        key = stream.key  # nothing waiting for this stream may follow its UNSUBSCRIBED
+        if self.held:
+            self.held.pop(key, None)
+        if self.quotes:
+            self.quotes.pop(key, None)
+        if self.gaps:
+            self.gaps.pop(key, None)
         left = self.symbols[stream.symbol] - 1
         if left:
             self.symbols[stream.symbol] = left

@@ -87,11 +87,11 @@ def async_iterator_subscriptions() -> None:
 
 
 def unchunked_flush() -> None:
-    """One pass over every dirty socket per loop turn, however many (no 2,000-session chunks)."""
+    """One pass over every dirty socket per loop turn, however long (no 4 ms flush budget)."""
     original_init: Callable[..., None] = fanout.Hub.__init__
 
     def __init__(self: fanout.Hub, *args: Any, **kw: Any) -> None:
-        original_init(self, *args, **{**kw, "flush_chunk": 1 << 30})
+        original_init(self, *args, **{**kw, "flush_budget": float("inf")})
 
     fanout.Hub.__init__ = __init__  # type: ignore[method-assign]
 

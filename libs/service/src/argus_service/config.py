@@ -30,6 +30,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     outbox_bytes: int = 1048576  # per-connection bound on queued frames
     write_buffer_high: int = 262144  # transport bytes above which a client counts as behind
     flush_interval_ms: float = 0.0  # 0: write at the end of each loop turn; >0: gather that long first
+    flush_budget_ms: float = 4.0  # longest a pass over dirty sockets holds the loop before yielding
     slow_consumer: Literal["gap", "close"] = "gap"
     drain_seconds: float = 5.0  # SIGTERM: time between STATUS draining and close 1012
     reconnect_after_ms: int = 1000
@@ -218,6 +219,7 @@ def _check(cfg: Any) -> None:
         "server.max_message_bytes": cfg.server.max_message_bytes,
         "server.heartbeat_interval": cfg.server.heartbeat_interval,
         "server.outbox_bytes": cfg.server.outbox_bytes,
+        "server.flush_budget_ms": cfg.server.flush_budget_ms,
         "server.max_messages_per_second": cfg.server.max_messages_per_second,
         "datasource.update_interval": cfg.datasource.update_interval,
         "nats.demand_refresh": cfg.nats.demand_refresh,
@@ -225,6 +227,8 @@ def _check(cfg: Any) -> None:
     for key, value in positives.items():
         if value <= 0:
             raise ConfigError(f"config error: {key}: must be > 0, got {value}")
+    if cfg.server.flush_interval_ms < 0:
+        raise ConfigError(f"config error: server.flush_interval_ms: must be >= 0, got {cfg.server.flush_interval_ms}")
     if cfg.server.max_frame_bytes < cfg.server.max_message_bytes:
         raise ConfigError("config error: server.max_frame_bytes: must be >= server.max_message_bytes")
     if cfg.nats.demand_ttl <= cfg.nats.demand_refresh:

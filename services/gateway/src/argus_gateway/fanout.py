@@ -27,6 +27,7 @@ from .session import DEFLATE, JSON_FRAME, MSGPACK_FRAME, Session
 
 log = logging.getLogger("argus.fanout")
 
+_CLOCK_EVERY = 64  # sessions flushed between looks at the clock
 _DATA_HEAD = b'{"type":"DATA","data":'
 _TS_HEAD = b',"timestamp":"'
 _TAIL = b'"}'
@@ -75,7 +76,7 @@ class Hub:
         *,
         snapshot_stream: str,
         on_demand_change: Callable[[], None],
-        flush_chunk: int = 2000,
+        flush_budget: float = 0.004,
         flush_interval: float = 0.0,
     ) -> None:
         self.nc = nc
@@ -83,7 +84,7 @@ class Hub:
         self.metrics = metrics
         self.snapshot_stream = snapshot_stream
         self.on_demand_change = on_demand_change
-        self.flush_chunk = flush_chunk
+        self.flush_budget = flush_budget  # seconds one flush pass may hold the loop
         self.flush_interval = flush_interval
         self.topics: dict[str, Topic] = {}
         self.clock = Clock()
@@ -223,24 +224,30 @@ class Hub:
     def _flush(self) -> None:
         self._flush_scheduled = False
         dirty = self._dirty
-        if len(dirty) > self.flush_chunk:
-            # Keep one pass over thousands of sockets from holding the loop: finish next turn.
-            self._dirty = dirty[self.flush_chunk :]
-            dirty = dirty[: self.flush_chunk]
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        else:
-            self._dirty = []
+        self._dirty = []
         frames = nbytes = writes = 0
         behind = self._behind
-        for s in dirty:
-            f, b = s.flush()
-            if f:
-                frames += f
-                nbytes += b
-                writes += 1
-            if s.behind:
-                behind.add(s)
+        deadline = time.perf_counter() + self.flush_budget
+        n = len(dirty)
+        i = 0
+        while i < n:
+            end = min(n, i + _CLOCK_EVERY)
+            for s in dirty[i:end]:
+                f, b = s.flush()
+                if f:
+                    frames += f
+                    nbytes += b
+                    writes += 1
+                if s.behind:
+                    behind.add(s)
+            i = end
+            if i < n and time.perf_counter() > deadline:
+                # A pass over thousands of sockets must not hold the loop: NATS reads, handshakes
+                # and pings run, then the rest goes first next turn (still dirty, so not re-added).
+                self._dirty = dirty[i:] + self._dirty
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+                break
         if frames:
             self.metrics.messages_sent.inc(frames)
             self.metrics.bytes_sent.inc(nbytes)

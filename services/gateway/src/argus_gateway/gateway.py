@@ -112,6 +112,7 @@ class Gateway:
             snapshot_stream=self.cfg.nats.snapshot_stream,
             on_demand_change=self._demand_changed,
             flush_interval=self.cfg.server.flush_interval_ms / 1000.0,
+            flush_budget=self.cfg.server.flush_budget_ms / 1000.0,
         )
         self.announcer = DemandAnnouncer(
             self.nc,

@@ -14,12 +14,17 @@ import resource
 import time
 import zlib
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from .counting import CountingClient
+
 
 class Counter:
+    now_us = staticmethod(lambda: time.time_ns() // 1000)
+
     def __init__(self, sample_every: int, batch: bool) -> None:
         self.messages = 0  # DATA envelopes (a batch=1 frame holds several)
         self.latencies_us: list[int] = []
@@ -108,35 +113,57 @@ async def run_clients(
     binary = "encoding=msgpack" in url
     encode = msgspec.msgpack.encode if binary else (lambda m: json.dumps(m).encode())
     headers = {"Sec-WebSocket-Extensions": "permessage-deflate"} if deflate else None
-    transports: list[WSTransport] = []
+    transports: list[Any] = []
     t0 = time.monotonic()
+    # Counting in the byte stream unless every frame must be parsed (seq checks) or inflated.
+    counting = sample_every > 1 and not deflate
+    split = urlsplit(url)
+    path = split.path + (f"?{split.query}" if split.query else "")
+    loop = asyncio.get_running_loop()
 
-    def factory(syms: list[str]):  # type: ignore[no-untyped-def]
-        sub = encode({"type": "SUBSCRIBE", "data": {"symbols": syms, "snapshot": False}})
-        return lambda: Client(counter, sub, binary)
+    def subscribe(syms: list[str]) -> bytes:
+        return encode({"type": "SUBSCRIBE", "data": {"symbols": syms, "snapshot": False}})
+
+    async def connect(syms: list[str]) -> Any:
+        if counting:
+            proto = CountingClient(counter, split.netloc, path, subscribe(syms), binary)
+            await loop.create_connection(lambda: proto, split.hostname, split.port)
+            try:
+                await asyncio.wait_for(proto.ready, 15)
+            except BaseException:
+                proto.close()
+                raise
+            return proto
+        sub = subscribe(syms)
+        transport, _ = await ws_connect(
+            lambda: Client(counter, sub, binary), url, websocket_handshake_timeout=15, extra_headers=headers
+        )
+        return transport
 
     pending = list(plans)
     for _attempt in range(3):  # a busy gateway may time out some handshakes: try those again
         failed: list[list[str]] = []
         for i in range(0, len(pending), 200):  # connect in waves so the accept queue keeps up
             batch = pending[i : i + 200]
-            results = await asyncio.gather(
-                *(
-                    ws_connect(factory(syms), url, websocket_handshake_timeout=15, extra_headers=headers)
-                    for syms in batch
-                ),
-                return_exceptions=True,
-            )
+            results = await asyncio.gather(*(connect(syms) for syms in batch), return_exceptions=True)
             for syms, r in zip(batch, results, strict=True):
-                if isinstance(r, tuple):
-                    transports.append(r[0])
-                else:
+                if isinstance(r, BaseException):
                     failed.append(syms)
+                else:
+                    transports.append(r)
         if not failed:
             break
         pending = failed
         await asyncio.sleep(1.0)
     connected = len(transports)
+
+    async def keepalive() -> None:  # the counting client never parses frames, so never sees pings
+        while True:
+            await asyncio.sleep(10)
+            for t in transports:
+                t.pong()
+
+    pinger = asyncio.create_task(keepalive()) if counting else None
     connect_s = time.monotonic() - t0
     await asyncio.sleep(warmup)
     out.send("counting")  # the parent starts its CPU window now
@@ -145,8 +172,13 @@ async def run_clients(
     await asyncio.sleep(duration)
     counter.counting = False
     elapsed = time.monotonic() - start
+    if pinger is not None:
+        pinger.cancel()
     for t in transports:
-        t.disconnect()
+        if counting:
+            t.close()
+        else:
+            t.disconnect()
     return {
         "connected": connected,
         "connect_s": connect_s,
@@ -154,6 +186,7 @@ async def run_clients(
         "holes": counter.holes,
         "elapsed": elapsed,
         "latencies_us": counter.latencies_us,
+        "client": "counting" if counting else "picows",
     }
 
 

@@ -1,0 +1,108 @@
+"""A WebSocket client that counts DATA envelopes in the byte stream, with no call per frame.
+
+At a million frames a second a Python callback per frame costs the load generator more than the
+gateway spends sending them, so the figure would be the client's. This client does the handshake
+itself, then counts a marker that every DATA envelope holds exactly once (`"type":"DATA"` in
+JSON, the string `DATA` in MessagePack) in each TCP read with one C-level `bytes.count`, and
+samples latency from the first `ts` of a read. It cannot see inside deflated frames; the picows
+client in loadgen.py handles those and the runs that check every `seq`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from typing import Any
+
+JSON_MARK = b'"type":"DATA"'
+MSGPACK_MARK = b"\xa4DATA"
+_JSON_TS = re.compile(rb'"ts":(\d+)')
+_MSGPACK_TS = b"\xa2ts\xcf"  # the key "ts", then a uint64
+PONG = bytes((0x8A, 0x80)) + b"\x00\x00\x00\x00"  # unsolicited masked pong: keeps the server's heartbeat happy
+
+
+def masked_frame(payload: bytes, binary: bool) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    op = 0x82 if binary else 0x81
+    if n < 126:
+        head = bytes((op, 0x80 | n))
+    elif n < 65536:
+        head = bytes((op, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((op, 0x80 | 127)) + n.to_bytes(8, "big")
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
+    return head + mask + body
+
+
+class CountingClient(asyncio.Protocol):
+    def __init__(self, counter: Any, host: str, path: str, subscribe: bytes, binary: bool) -> None:
+        self.counter = counter
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        self.subscribe = masked_frame(subscribe, binary)
+        self.binary = binary
+        self.mark = MSGPACK_MARK if binary else JSON_MARK
+        self.keep = len(self.mark) - 1  # bytes carried over so a marker split across reads still counts
+        self.tail = b""
+        self.head = b""
+        self.n = 0
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed during handshake"))
+
+    def data_received(self, data: bytes) -> None:
+        if not self.ready.done():
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in self.head[:20]:
+                self.ready.set_exception(ConnectionError(self.head[:60].decode(errors="replace")))
+                return
+            data = self.head[end + 4 :]
+            self.head = b""
+            assert self.transport is not None
+            self.transport.write(self.subscribe)
+            self.ready.set_result(True)
+        buf = self.tail + data
+        self.tail = buf[-self.keep :]
+        c = self.counter
+        if not c.counting:
+            return
+        n = buf.count(self.mark)
+        if not n:
+            return
+        before = self.n
+        self.n += n
+        c.messages += n
+        if self.n // c.sample_every != before // c.sample_every:
+            ts = self._first_ts(buf)
+            if ts:
+                c.latencies_us.append(c.now_us() - ts)
+
+    def _first_ts(self, buf: bytes) -> int:
+        if self.binary:
+            i = buf.find(_MSGPACK_TS)
+            return int.from_bytes(buf[i + 4 : i + 12], "big") if 0 <= i and i + 12 <= len(buf) else 0
+        m = _JSON_TS.search(buf)
+        return int(m.group(1)) if m and m.end() < len(buf) else 0  # digits cut by the read's end: skip
+
+    def pong(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(PONG)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

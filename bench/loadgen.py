@@ -140,6 +140,15 @@ async def run_clients(
         )
         return transport
 
+    async def keepalive() -> None:
+        # The counting client never parses frames, so it never sees the gateway's pings: an
+        # unsolicited pong every 10 s (from the first connection on) answers them all.
+        while True:
+            await asyncio.sleep(10)
+            for t in transports:
+                t.pong()
+
+    pinger = asyncio.create_task(keepalive()) if counting else None
     pending = list(plans)
     for _attempt in range(3):  # a busy gateway may time out some handshakes: try those again
         failed: list[list[str]] = []
@@ -157,13 +166,6 @@ async def run_clients(
         await asyncio.sleep(1.0)
     connected = len(transports)
 
-    async def keepalive() -> None:  # the counting client never parses frames, so never sees pings
-        while True:
-            await asyncio.sleep(10)
-            for t in transports:
-                t.pong()
-
-    pinger = asyncio.create_task(keepalive()) if counting else None
     connect_s = time.monotonic() - t0
     await asyncio.sleep(warmup)
     out.send("counting")  # the parent starts its CPU window now

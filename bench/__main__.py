@@ -97,6 +97,7 @@ def run(
         "options": s.query + (" deflate" if s.deflate else ""),
         "gateway_env": gateway_env or {},
         "ablation": ablate,
+        "client": result.get("client"),
         "clients": s.clients,
         "connected": result["connected"],
         "symbols_per_client": s.symbols_per_client,

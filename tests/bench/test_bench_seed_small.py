@@ -9,9 +9,19 @@ from bench.scenarios import Scenario
 def test_scaled_down_seed_delivers_every_message() -> None:
     s = Scenario("seed-small", clients=50, symbols_per_client=5, universe=50, rate=2.0, duration=3.0)
     r = run(s, sample_every=1)
-    assert r["connected"] == 50
+    assert r["connected"] == 50 and r["client"] == "picows"
     assert r["seq_holes"] == 0, "a client saw a hole in a stream"
     # every second each client gets 5 symbols x 2 updates; a few at the window edges may fall either side
     assert 0.95 * s.offered <= r["delivered_per_s"] <= 1.05 * s.offered
     assert r["latency_samples"] > 0.9 * s.offered * r["duration_s"]
     assert r["gateway_peak_rss_mb"] > 0
+
+
+def test_counting_client_counts_what_the_gateway_sent_in_json_and_msgpack() -> None:
+    # sample_every > 1 selects the counting client (markers counted per TCP read, no frame parsing)
+    for query in ("", "encoding=msgpack&batch=1"):
+        s = Scenario("seed-count", clients=40, symbols_per_client=5, universe=50, rate=2.0, duration=3.0, query=query)
+        r = run(s, sample_every=5)
+        assert r["connected"] == 40 and r["client"] == "counting"
+        assert 0.95 * s.offered <= r["delivered_per_s"] <= 1.05 * s.offered, (query, r["delivered_per_s"])
+        assert r["latency_samples"] > 0 and r["p50_ms"] is not None and 0 <= r["p50_ms"] < 5000

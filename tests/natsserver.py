@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -93,3 +94,14 @@ def nats_url_for_session() -> Iterator[tuple[str, NatsServer | None]]:
 
     with NatsContainer() as container:
         yield container.nats_uri(), None
+
+
+async def sync_subscriptions(nc: Any) -> None:
+    """Return once the server has registered every SUB this client has sent.
+
+    nats-py (2.16) `flush()` writes its PING straight to the socket, ahead of SUBs still queued for
+    its flusher task, so one round trip can finish before the server has seen them (under load a
+    publish from another connection then finds no interest). The second PING goes out behind them.
+    """
+    await nc.flush()
+    await nc.flush()

@@ -14,6 +14,7 @@ from argus_ingestor_mock.__main__ import ENV_KEYS, FLAG_KEYS, add_arguments, mai
 from argus_ingestor_mock.source import MockOptions
 from argus_protocol import DemandAnnouncement, Event, Subjects, decode_event, encode_msgpack, now_us
 from argus_service.config import common_arguments, load_config
+from natsserver import sync_subscriptions
 
 
 async def until(pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -51,7 +52,7 @@ async def test_streams_the_universe_and_follows_demand(ingestor, nats_url: str) 
             await announce()
 
     await nc.subscribe(Subjects().demand_query(), cb=on_query)
-    await nc.flush()
+    await sync_subscriptions(nc)
 
     ingestor("mock", "--universe", "3", "--rate", "10", "--seed", "5")
     assert await until(lambda: "quote.000001.SZ" in got, 15), "no quote.000001.SZ from the mock"

@@ -16,6 +16,7 @@ from argus_ingestor import Runner
 from argus_ingestor_qmt.source import QmtSource
 from argus_protocol import SourceStatus, Stream, Subjects, decode_event
 from argus_service.config import Config
+from natsserver import sync_subscriptions
 from prometheus_client import CollectorRegistry
 from qmt_fake_xtdata import FakeXtData, bar, l2, ms, tick
 from qmt_kit import DAY, FAST, Clock
@@ -83,7 +84,7 @@ async def test_all_four_types_reach_nats_stamped_by_the_runner(fake_xt: FakeXtDa
         s = await run_qmt(fake_xt, streams, level2=True)
         for stream in streams:
             await nc.subscribe(s.subjects.data(stream), cb=on_msg)
-        await nc.flush()
+        await sync_subscriptions(nc)
         s.go()
         source: QmtSource = s.runner.source  # type: ignore[assignment]
         loop = asyncio.get_running_loop()
@@ -122,7 +123,7 @@ async def test_status_on_nats_down_with_reason_then_live_with_trade_unsupported(
     try:
         s = await run_qmt(fake_xt, [Stream("quote", "600000.SH")])
         await nc.subscribe(s.subjects.status("qmt"), cb=on_status)
-        await nc.flush()
+        await sync_subscriptions(nc)
         s.go()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10

@@ -16,6 +16,7 @@ from argus_ingestor_tdx.source import TdxSource
 from argus_protocol import SourceStatus, Stream, Subjects, decode_event
 from argus_service.config import Config
 from fixtures_tdx import at
+from natsserver import sync_subscriptions
 from prometheus_client import CollectorRegistry
 from sourcekit import FAST, Clock
 
@@ -79,7 +80,7 @@ async def test_all_four_types_reach_nats_stamped_by_the_runner(tdx_server, run_t
         s = await run_tdx([f"127.0.0.1:{server.port}"], streams)
         for stream in streams:
             await nc.subscribe(s.subjects.data(stream), cb=on_msg)
-        await nc.flush()
+        await sync_subscriptions(nc)
         s.go()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_four.wait(), 10)
@@ -107,7 +108,7 @@ async def test_status_on_nats_goes_stale_then_down_naming_the_host(run_tdx, nats
     try:
         s = await run_tdx([f"127.0.0.1:{dead.port}"], [Stream("quote", "600000.SH")])
         await nc.subscribe(s.subjects.status("tdx"), cb=on_status)
-        await nc.flush()
+        await sync_subscriptions(nc)
         s.go()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(went_down.wait(), 10)

@@ -32,9 +32,13 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
-def _raise_nofile() -> None:
+def _child_setup() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if sys.platform == "linux":  # die with the bench, so a killed run leaves no stack behind
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Stack:
@@ -64,7 +68,7 @@ class Stack:
     def _spawn(self, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING", **extra_env}
         p = subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_raise_nofile
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_child_setup
         )
         self.procs.append(p)
         return p

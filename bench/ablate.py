@@ -11,12 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from argus_gateway import __main__ as gateway_main
 from argus_gateway import fanout, session
 from argus_gateway.frames import ws_frame
-from argus_protocol import decode_event, encode_json, encode_msgpack
-from argus_protocol.messages import Envelope
+from argus_protocol import decode_event
 from argus_service import process
 
 
@@ -43,7 +41,7 @@ def encode_per_session() -> None:
     """Every session encodes and frames the event itself instead of sharing one frame."""
 
     def dispatch(self: fanout.Hub, topic: fanout.Topic, raw: bytes) -> None:
-        self.metrics.nats_messages.inc()
+        self._received += 1
         event = decode_event(raw)
         topic.last_seq = event.seq
         topic.last_raw = raw
@@ -51,9 +49,9 @@ def encode_per_session() -> None:
         ts = self.clock.now()
         for s in topic.sessions:
             if s.binary:
-                frame = ws_frame(encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode())), True)
+                frame = ws_frame(fanout._msgpack_envelope(raw, ts), True)
             else:
-                frame = ws_frame(fanout._DATA_HEAD + encode_json(event) + fanout._TS_HEAD + ts + fanout._TAIL, False)
+                frame = ws_frame(fanout._json_envelope(event, ts), False)
             s.push_data(frame, topic)
         if event.ts:
             self._event_ts.append(event.ts)

@@ -33,6 +33,16 @@ _TS_HEAD = b',"timestamp":"'
 _TAIL = b'"}'
 
 
+def _json_envelope(event: Any, ts: bytes) -> bytes:
+    """A DATA envelope around the decoded event, spliced rather than re-encoded as a whole."""
+    return _DATA_HEAD + encode_json(event) + _TS_HEAD + ts + _TAIL
+
+
+def _msgpack_envelope(raw: bytes, ts: bytes) -> bytes:
+    """A DATA envelope around the ingestor's msgpack bytes as they came (no re-encode)."""
+    return encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode()))
+
+
 class Topic:
     __slots__ = ("key", "last_raw", "last_seq", "live", "ready", "sessions", "stream", "sub", "subject")
 
@@ -176,41 +186,41 @@ class Hub:
         topic.last_raw = raw
         topic.live += 1
         ts = self.clock.now()
-        text = binary = None
+        # Each variant is built on first need and shared; the envelope payloads (JSON, msgpack)
+        # are encoded at most once per event, whichever variants wrap them.
+        json_env = msgpack_env = text = binary = None
         others: dict[int, bytes] | None = None
         for s in topic.sessions:
             v = s.variant
             if v == JSON_FRAME:
                 if text is None:
-                    text = ws_frame(_DATA_HEAD + encode_json(event) + _TS_HEAD + ts + _TAIL, False)
+                    if json_env is None:
+                        json_env = _json_envelope(event, ts)
+                    text = ws_frame(json_env, False)
                 s.push_data(text, topic)
             elif v == MSGPACK_FRAME:
                 if binary is None:
-                    binary = ws_frame(encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode())), True)
+                    if msgpack_env is None:
+                        msgpack_env = _msgpack_envelope(raw, ts)
+                    binary = ws_frame(msgpack_env, True)
                 s.push_data(binary, topic)
-            else:  # batch payloads or compressed frames: still built once per event per variant
+            else:  # batch payloads (the session wraps a turn's worth in one array) or deflated frames
                 if others is None:
                     others = {}
                 data = others.get(v)
                 if data is None:
-                    data = others[v] = self._variant(v, event, raw, ts, others)
+                    if v & 1:
+                        if msgpack_env is None:
+                            msgpack_env = _msgpack_envelope(raw, ts)
+                        env = msgpack_env
+                    else:
+                        if json_env is None:
+                            json_env = _json_envelope(event, ts)
+                        env = json_env
+                    data = others[v] = env if v < DEFLATE else ws_deflate_frame(env, bool(v & 1), v >> 3)
                 s.push_data(data, topic)
         if event.ts:
             self._event_ts.append(event.ts)
-
-    @staticmethod
-    def _variant(v: int, event: Any, raw: bytes, ts: bytes, cache: dict[int, bytes]) -> bytes:
-        binary = v & 1
-        payload = cache.get(-1 - binary)  # the envelope itself, shared by this event's variants
-        if payload is None:
-            if binary:
-                payload = encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode()))
-            else:
-                payload = _DATA_HEAD + encode_json(event) + _TS_HEAD + ts + _TAIL
-            cache[-1 - binary] = payload
-        if v < DEFLATE:
-            return payload  # batch: the session wraps the turn's payloads in one array frame
-        return ws_deflate_frame(payload, bool(binary), v >> 3)
 
     def mark_dirty(self, session: Session) -> None:
         self._dirty.append(session)

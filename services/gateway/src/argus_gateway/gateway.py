@@ -241,7 +241,6 @@ class Gateway:
             batch=options.batch,
             conflate_ms=options.conflate_ms,
             deflate_bits=int(ws.compress),  # window bits the client allows us, 0 when not negotiated
-            call_later=asyncio.get_running_loop().call_later,
         )
         if len(self.sessions) >= srv.max_connections:
             self._error(
@@ -366,7 +365,7 @@ class Gateway:
                     options={
                         "slow_consumer": srv.slow_consumer,
                         "batch": session.batch,
-                        "conflate_ms": round(session.conflate_s * 1000),
+                        "conflate_ms": session.conflate_ms,
                         "compression": "permessage-deflate" if session.deflate_bits else "none",
                     },
                 ),

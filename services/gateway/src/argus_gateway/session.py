@@ -36,9 +36,8 @@ class Session:
         "batched",
         "behind",
         "binary",
-        "call_later",
         "closed",
-        "conflate_s",
+        "conflate_ms",
         "deflate_bits",
         "dirty",
         "encoding",
@@ -50,7 +49,6 @@ class Session:
         "high_water",
         "id",
         "merged",
-        "meta",
         "on_dirty",
         "on_slow",
         "outbox_bytes",
@@ -83,7 +81,6 @@ class Session:
         batch: bool = False,
         conflate_ms: int = 0,
         deflate_bits: int = 0,
-        call_later: Callable[..., asyncio.TimerHandle] | None = None,
     ) -> None:
         self.id = session_id
         self.transport = transport
@@ -97,9 +94,8 @@ class Session:
         self.gap_frame = gap_frame
         self.remote = remote
         self.batch = batch
-        self.conflate_s = conflate_ms / 1000.0
+        self.conflate_ms = conflate_ms
         self.deflate_bits = deflate_bits
-        self.call_later = call_later
         if batch:
             self.variant = MSGPACK_PAYLOAD if self.binary else JSON_PAYLOAD
         elif deflate_bits:
@@ -122,7 +118,6 @@ class Session:
         self.streams: set[Stream] = set()
         self.symbols: dict[str, int] = {}
         self.grant: Any = None
-        self.meta: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ enqueue
     def push_data(self, data: bytes, topic: Topic) -> None:
@@ -136,10 +131,10 @@ class Session:
             return
         if self.closed:
             return
-        if self.conflate_s and topic.stream.type == "quote":
+        if self.conflate_ms and topic.stream.type == "quote":
             self.held[topic.key] = (data, topic)  # newest wins until the interval ends
-            if self.timer is None and self.call_later is not None:
-                self.timer = self.call_later(self.conflate_s, self._release)
+            if self.timer is None:
+                self.timer = asyncio.get_running_loop().call_later(self.conflate_ms / 1000, self._release)
             return
         self._admit(data, topic)
 
@@ -164,8 +159,6 @@ class Session:
             self._admit(data, topic)
 
     def _push_behind(self, data: bytes, topic: Topic) -> None:
-        if self.closed:
-            return
         key = topic.key
         if topic.stream.type == "quote":
             self.quotes[key] = data  # conflate: only the newest quote per stream waits

@@ -2,6 +2,6 @@
 
 from .registry import available_sources, load_source
 from .runner import Runner
-from .source import Source, SourceContext, WantedSet
+from .source import EventQueue, Source, SourceContext, WantedSet
 
-__all__ = ["Runner", "Source", "SourceContext", "WantedSet", "available_sources", "load_source"]
+__all__ = ["EventQueue", "Runner", "Source", "SourceContext", "WantedSet", "available_sources", "load_source"]

@@ -19,6 +19,7 @@ Register a source under the entry-point group ``argus.sources`` (see `registry.p
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
@@ -105,3 +106,22 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[list[Event]]: ...
+
+
+class EventQueue:
+    """For sources fed by callbacks or pollers: `put` batches, `close` in `stop()`, and let
+    `events()` return `batches()`."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+
+    def put(self, batch: list[Event]) -> None:
+        if batch:
+            self._queue.put_nowait(batch)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)  # batches() ends after what was put before
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        while (batch := await self._queue.get()) is not None:
+            yield batch

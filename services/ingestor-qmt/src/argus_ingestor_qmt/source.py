@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import time as dtime
 from typing import Any
 
-from argus_ingestor import Source, SourceContext, WantedSet
+from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
 from argus_protocol import Event, Quote, QuoteEvent, TradeEvent, market_of
 
 from . import normalize
@@ -55,7 +55,7 @@ class QmtSource(Source):
         self._ctx: SourceContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.mailbox: Mailbox | None = None
-        self._queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self._queue = EventQueue()
         self._executor = self._new_executor()
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = asyncio.Event()
@@ -104,7 +104,7 @@ class QmtSource(Source):
                 await self._call(self._unsubscribe_all, seqs, timeout=2.0)
         self.connected = False
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._queue.put_nowait(None)
+        self._queue.close()
 
     def want(self, wanted: WantedSet) -> None:
         self._wanted = wanted
@@ -133,12 +133,8 @@ class QmtSource(Source):
             self._set_halted(symbol, None)  # nobody watches it now: stop repeating its `halted`
         self._dirty.set()
 
-    async def events(self) -> AsyncIterator[list[Event]]:
-        while True:
-            batch = await self._queue.get()
-            if batch is None:
-                return
-            yield batch
+    def events(self) -> AsyncIterator[list[Event]]:
+        return self._queue.batches()
 
     # status -------------------------------------------------------------------------------
     def _report(self, state: str, reason: str | None = None) -> None:
@@ -404,8 +400,7 @@ class QmtSource(Source):
             log.exception("qmt drain failed")
             self._count("normalize")
             return
-        if events:
-            self._queue.put_nowait(events)
+        self._queue.put(events)
 
     def _convert(
         self,
@@ -465,8 +460,7 @@ class QmtSource(Source):
             events: list[Event] = []
             for symbol, sb in self._bars.items():
                 events.extend(sb.events(self._streams.get(symbol, ()), now_ms))
-            if events:
-                self._queue.put_nowait(events)
+            self._queue.put(events)
 
 
 def _describe(e: BaseException) -> str:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from argus_ingestor import Source, SourceContext, WantedSet
+from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
 from argus_protocol import BEIJING, PERIOD_SECONDS, Event, Kline, KlineEvent, Quote, QuoteEvent, TickEvent, TradeEvent
 
 from . import convert, fetch
@@ -47,7 +47,7 @@ class TdxSource(Source):
         self.hosts = HostPool(self.opts.hosts, self.opts.backoff_initial, self.opts.backoff_max)
         self._ctx: SourceContext | None = None
         self._pool: WorkerPool | None = None
-        self._queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self._queue = EventQueue()
         self._wakers: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wanted = WantedSet()
@@ -83,7 +83,7 @@ class TdxSource(Source):
         self._tasks = []
         if self._pool is not None:
             self._pool.close()
-        self._queue.put_nowait(None)
+        self._queue.close()
 
     def want(self, wanted: WantedSet) -> None:
         self._wanted = wanted
@@ -105,12 +105,8 @@ class TdxSource(Source):
         for wake in self._wakers:
             wake.set()
 
-    async def events(self) -> AsyncIterator[list[Event]]:
-        while True:
-            batch = await self._queue.get()
-            if batch is None:
-                return
-            yield batch
+    def events(self) -> AsyncIterator[list[Event]]:
+        return self._queue.batches()
 
     # scheduling ---------------------------------------------------------------------------
     async def _loop(
@@ -177,10 +173,6 @@ class TdxSource(Source):
         if self._ctx is not None and not self._failing:
             self._ctx.status("closed", reason="outside trading sessions")
 
-    def _emit(self, events: list[Event]) -> None:
-        if events:
-            self._queue.put_nowait(events)
-
     # keys ---------------------------------------------------------------------------------
     def _symbols_with(self, data_type: str) -> list[str]:
         return sorted(s for s in self._wanted.symbols_with(data_type) if s in self._supported)
@@ -240,7 +232,7 @@ class TdxSource(Source):
                 if self._quotes.get(symbol) != q:
                     self._quotes[symbol] = q
                     events.append(QuoteEvent(symbol=symbol, quote=q))
-        self._emit(events)
+        self._queue.put(events)
         self._raise_first(results)
 
     def _set_halted(self, symbol: str, halted: bool) -> None:
@@ -277,7 +269,7 @@ class TdxSource(Source):
                     events.append(KlineEvent(symbol=symbol, kline=k))
             for old in sorted(seen)[: -(self.opts.bars_count + 2)]:
                 del seen[old]
-        self._emit(events)
+        self._queue.put(events)
         self._raise_first(results)
 
     def _bar_over(self, row: dict[str, Any], period: str, now: datetime) -> bool:
@@ -318,7 +310,7 @@ class TdxSource(Source):
                 if published.get(i) != t:
                     published[i] = t
                     events.append(TickEvent(symbol=symbol, tick=t))
-        self._emit(events)
+        self._queue.put(events)
         self._raise_first(results)
 
     # trades -------------------------------------------------------------------------------
@@ -354,7 +346,7 @@ class TdxSource(Source):
                 events.append(
                     TradeEvent(symbol=symbol, trade=convert.trade(row, day, div, dec, tracker.trade_id(first + i)))
                 )
-        self._emit(events)
+        self._queue.put(events)
         self._raise_first(results)
 
     async def _new_trades(

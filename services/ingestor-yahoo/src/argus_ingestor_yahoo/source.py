@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from argus_ingestor import Source, SourceContext, WantedSet
+from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
 from argus_protocol import Event, Kline, KlineEvent, QuoteEvent, Tick, TickEvent, TradeEvent
 
 from . import candles
@@ -49,7 +49,7 @@ class YahooSource(Source):
         except (KeyError, ValueError) as e:
             raise ValueError(f"markets: unknown time zone {e}") from None
         self._ctx: SourceContext | None = None
-        self._queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self._queue = EventQueue()
         self._wanted = WantedSet()
         self._tickers: dict[str, str] = {}  # Yahoo ticker (upper case) -> canonical symbol
         self._tapes: dict[str, SymbolTape] = {}
@@ -94,18 +94,14 @@ class YahooSource(Source):
             await self.streamer.stop()
         if self.poller is not None:
             await self.poller.stop()
-        self._queue.put_nowait(None)
+        self._queue.close()
 
     def want(self, wanted: WantedSet) -> None:
         self._wanted = wanted
         self._follow()
 
-    async def events(self) -> AsyncIterator[list[Event]]:
-        while True:
-            batch = await self._queue.get()
-            if batch is None:
-                return
-            yield batch
+    def events(self) -> AsyncIterator[list[Event]]:
+        return self._queue.batches()
 
     # demand -------------------------------------------------------------------------------
     def _follow(self) -> None:
@@ -148,10 +144,6 @@ class YahooSource(Source):
     def _in_session(self, symbol: str) -> bool:
         return self.calendar.in_session(symbol, self.clock())
 
-    def _emit(self, events: list[Event]) -> None:
-        if events:
-            self._queue.put_nowait(events)
-
     # stream -------------------------------------------------------------------------------
     def _on_pricing(self, p: Pricing) -> None:
         symbol = self._tickers.get(p.id.upper())
@@ -173,7 +165,7 @@ class YahooSource(Source):
             events.append(QuoteEvent(symbol=symbol, quote=quote))
         if trade is not None and self._wanted.wants("trade", symbol):
             events.append(TradeEvent(symbol=symbol, source=DERIVED_SOURCE, trade=trade))
-        self._emit(events)
+        self._queue.put(events)
 
     def _on_stream_state(self, connected: bool, reason: str) -> None:
         if self._ctx is None:
@@ -235,7 +227,7 @@ class YahooSource(Source):
         if self._wanted.wants("tick", symbol) and day.bars:
             for t in self._changed(symbol, "tick", candles.ticks(day, tz, now_ms), lambda t: t.time):
                 events.append(TickEvent(symbol=symbol, tick=t))  # type: ignore[arg-type]
-        self._emit(events)
+        self._queue.put(events)
 
     def _changed(self, symbol: str, stream: str, rows: list[Any], key: Callable[[Any], str]) -> list[Any]:
         """Rows new or changed since the last poll; a stream's first poll gives its last `bars_backfill`."""

@@ -13,18 +13,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
-from argus_ingestor.bars import bucket_end_ms, bucket_start_ms
+from argus_ingestor.bars import bucket_end_ms, bucket_start_ms, iso_ms
 from argus_protocol import PERIOD_SECONDS, Kline, Tick
 
 from .chart import Bar, ChartDay
 
 INTRADAY = ("1m", "5m", "15m", "30m", "60m")
-
-
-def _iso(ts_ms: int, tz: tzinfo) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz).isoformat(timespec="seconds")
 
 
 def _amount(b: Bar) -> float:
@@ -58,7 +54,7 @@ def _fold(bars: list[Bar], period: str, tz: tzinfo, now_ms: int) -> list[Kline]:
         out.append(
             Kline(
                 period=period,
-                open_time=_iso(start, tz),
+                open_time=iso_ms(start, tz),
                 open=g[0].open,
                 high=max(b.high for b in g),
                 low=min(b.low for b in g),
@@ -86,7 +82,7 @@ def _daily(day: ChartDay, tz: tzinfo, day_over: bool) -> Kline:
         close = day.price or close
     return Kline(
         period="1d",
-        open_time=_iso(start, tz),
+        open_time=iso_ms(start, tz),
         open=bars[0].open,
         high=high,
         low=low,
@@ -109,7 +105,7 @@ def ticks(day: ChartDay, tz: tzinfo, now_ms: int) -> list[Tick]:
         avg = cum_amount / cum_volume if cum_volume else b.close
         out.append(
             Tick(
-                time=_iso(b.ts_ms, tz),
+                time=iso_ms(b.ts_ms, tz),
                 price=b.close,
                 avg_price=round(avg, 4),
                 volume=b.volume,

@@ -31,9 +31,7 @@ class YahooOptions(msgspec.Struct, forbid_unknown_fields=True):
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     schedule: Literal["exchange", "always"] = "exchange"
-    markets: dict[str, MarketOption] = msgspec.field(
-        default_factory=lambda: {m: MarketOption(tz, list(s)) for m, (tz, s) in DEFAULT_MARKETS.items()}
-    )
+    markets: dict[str, MarketOption] = {}  # overrides; load_options fills in DEFAULT_MARKETS for the rest
     cache_dir: str = ""  # yfinance's tz/cookie cache; "" = its default, or a private temp dir when redirected
     update_interval: float = 0.0  # the generic datasource key; Yahoo streams and uses poll_interval
 

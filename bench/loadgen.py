@@ -23,8 +23,6 @@ from .counting import CountingClient
 
 
 class Counter:
-    now_us = staticmethod(lambda: time.time_ns() // 1000)
-
     def __init__(self, sample_every: int, batch: bool) -> None:
         self.messages = 0  # DATA envelopes (a batch=1 frame holds several)
         self.latencies_us: list[int] = []

@@ -56,4 +56,4 @@ def trade(symbol: str, seq: int, pad: int = 0) -> bytes:
 def subject(kind: str, symbol: str) -> str:
     from argus_protocol import Stream
 
-    return Subjects().data(Stream(kind, symbol))
+    return Subjects().publish(Stream(kind, symbol))

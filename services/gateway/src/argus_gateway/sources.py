@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import msgspec
 from argus_protocol import SourceStatus, iso_now
+from argus_protocol.messages import Envelope, Status
 
 log = logging.getLogger("argus.sources")
 
@@ -79,3 +80,12 @@ class SourceTracker:
 
     def for_symbol(self, symbol: str) -> list[SourceStatus]:
         return [s for (_, sym), s in self.symbols.items() if sym == symbol]
+
+
+def status_envelope(st: SourceStatus) -> Envelope:
+    """A source status as the STATUS clients get."""
+    return Envelope(
+        "STATUS",
+        Status(source=st.source, state=st.state, since=st.since, symbol=st.symbol, reason=st.reason),
+        iso_now(),
+    )

@@ -112,6 +112,7 @@ class SymbolBars:
         """New or changed payloads of the last closed and the forming bucket of each stream."""
         out: list[Event] = []
         for kind, period in streams:
+            items: list[tuple[int, Kline]] | list[tuple[int, Tick]]
             if kind == "kline" and period in NATIVE_MS:
                 items = self._native(period, now_ms)
             elif kind == "kline" and period in DERIVED_MIN:

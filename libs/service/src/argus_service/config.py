@@ -73,10 +73,20 @@ _DAY = 86400.0
 _MIB = 1024 * 1024
 
 
-class StoreLimits(msgspec.Struct, forbid_unknown_fields=True):
-    per_subject: int  # entries kept per subject (bars per symbol and period, trades per symbol...)
-    max_bytes: int  # the whole stream, so client-chosen symbols cannot grow it without bound
-    max_age: float  # seconds; 0: no age limit
+class StoreLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One retention stream's bounds; a key left out takes that store's default (`DEFAULT_LIMITS`)."""
+
+    per_subject: int | None = None  # entries kept per subject (bars per symbol and period, trades...)
+    max_bytes: int | None = None  # the whole stream, so client-chosen symbols cannot grow it without bound
+    max_age: float | None = None  # seconds; 0: no age limit
+
+
+DEFAULT_LIMITS: dict[str, tuple[int, int, float]] = {
+    "last": (1, 128 * _MIB, 7 * _DAY),  # quotes, forming bars and minutes
+    "tick": (1500, 256 * _MIB, 7 * _DAY),  # finished 分时 minutes: a 24-hour day fits
+    "kline": (1000, 512 * _MIB, 1100 * _DAY),  # finished bars per period (1,000 daily bars take years)
+    "trade": (2000, 256 * _MIB, 7 * _DAY),
+}
 
 
 class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -85,15 +95,21 @@ class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True  # false: no snapshots, history or resume
     storage: Literal["memory", "file"] = "memory"
     replicas: int = 1
-    last: StoreLimits = msgspec.field(default_factory=lambda: StoreLimits(1, 128 * _MIB, 7 * _DAY))
-    tick: StoreLimits = msgspec.field(default_factory=lambda: StoreLimits(1500, 256 * _MIB, 7 * _DAY))
-    kline: StoreLimits = msgspec.field(default_factory=lambda: StoreLimits(1000, 512 * _MIB, 1100 * _DAY))
-    trade: StoreLimits = msgspec.field(default_factory=lambda: StoreLimits(2000, 256 * _MIB, 7 * _DAY))
+    last: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    tick: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    kline: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    trade: StoreLimits = msgspec.field(default_factory=StoreLimits)
     fetch_timeout: float = 3.0  # seconds a gateway waits for the store before answering without it
 
-    def limits(self, kind: str) -> StoreLimits:
-        limits: StoreLimits = getattr(self, kind)
-        return limits
+    def limits(self, kind: str) -> tuple[int, int, float]:
+        """(per subject, max bytes, max age) for one store, defaults filled in."""
+        given: StoreLimits = getattr(self, kind)
+        per, size, age = DEFAULT_LIMITS[kind]
+        return (
+            per if given.per_subject is None else given.per_subject,
+            size if given.max_bytes is None else given.max_bytes,
+            age if given.max_age is None else given.max_age,
+        )
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -258,12 +274,12 @@ def _check(cfg: Any) -> None:
         "retention.replicas": cfg.retention.replicas,
         "retention.fetch_timeout": cfg.retention.fetch_timeout,
     }
-    for kind in ("last", "tick", "kline", "trade"):
-        limits = cfg.retention.limits(kind)
-        positives[f"retention.{kind}.per_subject"] = limits.per_subject
-        positives[f"retention.{kind}.max_bytes"] = limits.max_bytes
-        if limits.max_age < 0:
-            raise ConfigError(f"config error: retention.{kind}.max_age: must be >= 0, got {limits.max_age}")
+    for kind in DEFAULT_LIMITS:
+        per, size, age = cfg.retention.limits(kind)
+        positives[f"retention.{kind}.per_subject"] = per
+        positives[f"retention.{kind}.max_bytes"] = size
+        if age < 0:
+            raise ConfigError(f"config error: retention.{kind}.max_age: must be >= 0, got {age}")
     if cfg.retention.replicas > 5:
         raise ConfigError(f"config error: retention.replicas: JetStream allows at most 5, got {cfg.retention.replicas}")
     for key, value in positives.items():

@@ -22,16 +22,16 @@ def stream_configs(cfg: RetentionConfig, subjects: Subjects) -> list[StreamConfi
     storage = StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY
     out = []
     for kind, store in stores(subjects).items():
-        limits = cfg.limits(kind)
+        per_subject, max_bytes, max_age = cfg.limits(kind)
         out.append(
             StreamConfig(
                 name=store.name,
                 subjects=store.subjects,
                 retention=RetentionPolicy.LIMITS,
                 storage=storage,
-                max_msgs_per_subject=limits.per_subject,
-                max_bytes=limits.max_bytes,
-                max_age=limits.max_age or None,
+                max_msgs_per_subject=per_subject,
+                max_bytes=max_bytes,
+                max_age=max_age or None,
                 discard=DiscardPolicy.OLD,
                 allow_direct=True,  # batched direct gets serve snapshots and history
                 num_replicas=cfg.replicas,

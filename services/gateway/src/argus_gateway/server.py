@@ -85,11 +85,7 @@ class Gateway:
             self.subjects,
             self.metrics,
             on_demand_change=self._demand_changed,
-            limits={
-                "tick": retention.tick.per_subject,
-                "kline": retention.kline.per_subject,
-                "trade": retention.trade.per_subject,
-            },
+            limits={kind: retention.limits(kind)[0] for kind in ("tick", "kline", "trade")},
             flush_interval=cfg.server.flush_interval_ms / 1000.0,
             flush_budget=cfg.server.flush_budget_ms / 1000.0,
         )

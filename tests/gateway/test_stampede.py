@@ -75,7 +75,7 @@ async def test_two_thousand_clients_at_once_cost_one_store_lookup_per_stream(gat
 
 
 async def test_a_client_that_never_reads_while_asking_for_history_stays_within_bounds(gateway, nc: NATS, procs) -> None:
-    port, mport = gateway("--outbox-bytes", "262144")
+    port, _ = gateway("--outbox-bytes", "262144")
     pid = procs[-1].proc.pid
     streams = [unique_symbol("H") for _ in range(20)]
     pad = 200

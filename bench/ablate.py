@@ -13,7 +13,9 @@ from typing import Any
 
 from argus_gateway import __main__ as gateway_main
 from argus_gateway import fanout, session
-from argus_gateway.frames import ws_frame
+from argus_gateway.dataframe import EventFrames
+from argus_gateway.recall import entry_of
+from argus_gateway.topic import Topic
 from argus_protocol import decode_event
 from argus_service import process
 
@@ -40,19 +42,15 @@ def per_frame_writes() -> None:
 def encode_per_session() -> None:
     """Every session encodes and frames the event itself instead of sharing one frame."""
 
-    def dispatch(self: fanout.Hub, topic: fanout.Topic, raw: bytes) -> None:
+    def dispatch(self: fanout.Hub, topic: Topic, raw: bytes) -> None:
         self._received += 1
         event = decode_event(raw)
         topic.last_seq = event.seq
-        topic.last_raw = raw
         topic.live += 1
+        topic.remember(entry_of(event, raw))
         ts = self.clock.now()
         for s in topic.sessions:
-            if s.binary:
-                frame = ws_frame(fanout._msgpack_envelope(raw, ts), True)
-            else:
-                frame = ws_frame(fanout._json_envelope(event, ts), False)
-            s.push_data(frame, topic)
+            s.push_data(EventFrames(event, raw, ts).get(s.variant), topic)
         if event.ts:
             self._event_ts.append(event.ts)
 
@@ -68,7 +66,8 @@ def async_iterator_subscriptions() -> None:
     """nats-py's `async for msg in sub.messages` per subject instead of a callback."""
     original_open = fanout.Hub._open
 
-    async def _open(self: fanout.Hub, topic: fanout.Topic) -> None:
+    async def _open(self: fanout.Hub, topic: Topic) -> None:
+        assert self.nc is not None
         sub = await self.nc.subscribe(topic.subject, pending_msgs_limit=200_000, pending_bytes_limit=256 << 20)
         topic.sub = sub
         if topic.ready is not None and not topic.ready.done():

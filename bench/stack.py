@@ -93,6 +93,8 @@ class Stack:
                 str(self.universe),
                 "--seed",
                 "1",
+                "--history",
+                "0",  # no seeded past: it would load NATS and the mock's core during the measurement
             ]
         )
         wait_port(mport)

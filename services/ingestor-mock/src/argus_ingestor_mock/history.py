@@ -21,9 +21,20 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from argus_protocol import BEIJING, PERIOD_SECONDS, Event, Kline, KlineEvent, QuoteEvent, Tick, TickEvent, TradeEvent
+from argus_protocol import (
+    BEIJING,
+    PERIOD_SECONDS,
+    Event,
+    Kline,
+    KlineEvent,
+    QuoteEvent,
+    Tick,
+    TickEvent,
+    Trade,
+    TradeEvent,
+)
 
-from .market import LIMIT, LOT, VOLATILITY, Instrument, local_iso
+from .market import LIMIT, LOT, LOTS_PER_TRADE, VOLATILITY, Instrument, local_iso
 from .timeline import DAY_MS, MINUTE_MS, Timeline, day_start_ms
 
 MAX_SCAN_DAYS = 400  # calendar days searched for the minute walk (a schedule that rarely opens)
@@ -200,7 +211,7 @@ def walk_past(inst: Instrument, plan: PastPlan, source: str) -> list[Event]:
             if emit:
                 closed.extend(bars.roll(ts, emit))
             bars.add_print(ts, o / 100, h / 100, lo / 100, c / 100, volume, amount_t / 100, ())
-    trades = []
+    trades: list[Trade] = []
     tick = spec.tick
     for ts, updates, emit, on_line in plan.steps:
         if emit:
@@ -243,7 +254,7 @@ def daily_walk(inst: Instrument, days: int, day_trades: float) -> list[tuple[int
     gauss = inst.rng.gauss
     rand = inst.rng.random
     sigma = min(DAILY_VOLATILITY, VOLATILITY * math.sqrt(max(day_trades, 1.0)))
-    lots_mean = max(day_trades, 1.0) * 25.5
+    lots_mean = max(day_trades, 1.0) * LOTS_PER_TRADE
     close = inst.prev_close_t
     out = []
     for _ in range(days):

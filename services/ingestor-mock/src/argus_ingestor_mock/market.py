@@ -29,7 +29,7 @@ LEVELS = 5
 LIMIT = 0.10  # ±10% daily price limit around prev_close
 VOLATILITY = 0.0008  # per trade, relative standard deviation
 _SPREAD = 6**0.5  # (u1 - u2) of two uniforms has standard deviation 1/sqrt(6)
-_LOTS_MEAN = 25.5  # lots per trade: 1 + uniform 0..49
+LOTS_PER_TRADE = 25.5  # mean lots per trade: 1 + uniform 0..49
 _LOTS_VAR = (50**2 - 1) / 12
 _MASK64 = (1 << 64) - 1
 
@@ -204,7 +204,7 @@ class Instrument:
         low = first + round((d - math.sqrt(d * d - 2 * sigma2 * math.log(1.0 - rand()))) / 2)
         high = min(hi, max(high, first, close))
         low = max(lo, min(low, first, close))
-        lots = max(trades, round(trades * _LOTS_MEAN + gauss(0.0, 1.0) * (trades * _LOTS_VAR) ** 0.5))
+        lots = max(trades, round(trades * LOTS_PER_TRADE + gauss(0.0, 1.0) * (trades * _LOTS_VAR) ** 0.5))
         volume = lots * LOT
         amount_t = (first + high + low + close) // 4 * volume  # a VWAP on the tick, within the range
         self.trade_no += trades

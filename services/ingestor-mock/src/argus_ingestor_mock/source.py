@@ -123,8 +123,9 @@ class MockSource(Source):
         self._pending: dict[str, None] = {}  # fresh symbols whose past goes out before they go live
         self._timeline = Timeline(self.opts.schedule)
         self._past_plans: dict[SeedSpec, PastPlan] = {}
-        self._seeded = [0, 0]  # symbols and events seeded since the queue was last empty
-        self._seed_round = 0.0  # when that round began (perf_counter)
+        self._round_symbols = 0  # symbols and events seeded since the queue was last empty, since when
+        self._round_events = 0
+        self._round_start = 0.0
         for s in self.always:
             self.instruments[s] = Instrument(s, self.opts.seed)
             self._plans[s] = QUOTE_ONLY
@@ -245,8 +246,8 @@ class MockSource(Source):
         sym = next(iter(self._pending))
         del self._pending[sym]
         started = time.perf_counter()
-        if not self._seeded[0]:
-            self._seed_round = started
+        if not self._round_symbols:
+            self._round_start = started
         spec = self._seed_spec(sym)
         events: list[Event] = []
         if not spec.empty:  # else every stream is retained: the live walk just starts
@@ -258,14 +259,15 @@ class MockSource(Source):
             "history seeded",
             extra={"symbol": sym, "events": len(events), "ms": round((time.perf_counter() - started) * 1000, 1)},
         )
-        self._seeded[0] += 1
-        self._seeded[1] += len(events)
+        self._round_symbols += 1
+        self._round_events += len(events)
         if not self._pending:
-            seconds = round(time.perf_counter() - self._seed_round, 3)  # publishing and live steps included
+            seconds = round(time.perf_counter() - self._round_start, 3)  # publishing and live steps included
             log.info(
-                "history seeded", extra={"symbols": self._seeded[0], "events": self._seeded[1], "seconds": seconds}
+                "history seeded",
+                extra={"symbols": self._round_symbols, "events": self._round_events, "seconds": seconds},
             )
-            self._seeded = [0, 0]
+            self._round_symbols = self._round_events = 0
         return events
 
     def _seed_spec(self, sym: str) -> SeedSpec:

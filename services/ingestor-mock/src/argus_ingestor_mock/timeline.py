@@ -1,9 +1,11 @@
 """The past trading calendar of the simulated market: which minutes of which days were open.
 
-Asked of `schedule.is_open` (whatever calendar it follows) minute by minute for the days the past
-walk steps through, and at quarter hours for the older days that only need a daily bar. Days are
-Beijing days (00:00-24:00). Answers for whole past days are kept, so seeding many symbols asks
-the schedule once.
+Asked of `schedule.is_open` (whatever calendar it follows) at every quarter hour of a day, and
+minute by minute only inside the quarter hours where the answer changes (a session opening or
+closing); older days that only need a daily bar stop at their first open quarter hour. So a session
+shorter than a quarter hour that lies wholly between two closed quarter hours is not seen. Days are
+Beijing days (00:00-24:00). Answers for whole past days are kept (a few numbers a day), so seeding
+many symbols asks the schedule once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class Timeline:
     def __init__(self, schedule: str) -> None:
         self.schedule = schedule
         self._runs: dict[int, tuple[tuple[int, int], ...]] = {}  # past day -> its open (first minute, count) runs
-        self._first_open: dict[int, int | None] = {}  # past day start -> first open quarter hour
+        self._first_open: dict[int, int | None] = {}  # past day -> first open quarter hour
 
     def open_minutes(self, day_ms: int, now_ms: int) -> tuple[int, ...]:
         """Starts of the day's open minutes that began at or before now_ms, ascending."""
@@ -37,22 +39,15 @@ class Timeline:
         runs = self._runs.get(day_ms) if whole else None
         if runs is not None:
             return tuple(m for first, n in runs for m in range(first, first + n * MINUTE_MS, MINUTE_MS))
-        if self.first_open(day_ms, now_ms) is None:
-            minutes: tuple[int, ...] = ()
-        else:
-            schedule = self.schedule
-            end = min(day_ms + DAY_MS, now_ms + 1)
-            minutes = tuple(m for m in range(day_ms, end, MINUTE_MS) if is_open(schedule, m / 1000))
+        minutes = self._scan(day_ms, now_ms)
         if whole:
-            self._runs[day_ms] = _runs(minutes)  # a few pairs a day, however long the process runs
+            self._runs[day_ms] = _runs(minutes)
+            self._first_open[day_ms] = minutes[0] if minutes else None
         return minutes
 
     def first_open(self, day_ms: int, now_ms: int) -> int | None:
-        """The day's first open quarter hour (at or before now_ms), or None: a day without trading.
-
-        Quarter hours are enough to tell trading days from the rest; the minute walk asks every
-        minute of the days it steps through.
-        """
+        """An open instant of the day at or before now_ms (its first open quarter hour, or first
+        open minute if the day was scanned), or None: a day without trading."""
         whole = day_ms + DAY_MS <= now_ms
         if whole and day_ms in self._first_open:
             return self._first_open[day_ms]
@@ -64,6 +59,27 @@ class Timeline:
         if whole:
             self._first_open[day_ms] = found
         return found
+
+    def _scan(self, day_ms: int, now_ms: int) -> tuple[int, ...]:
+        schedule = self.schedule
+        end = min(day_ms + DAY_MS, now_ms + 1)
+        quarters = range(day_ms, end, QUARTER_MS)
+        states = [is_open(schedule, q / 1000) for q in quarters]
+        minutes: list[int] = []
+        for i, q in enumerate(quarters):
+            q_end = q + QUARTER_MS
+            if q_end > end:  # today's quarter hour in progress: minute by minute up to now
+                same = None
+            elif i + 1 < len(states):
+                same = states[i + 1] == states[i]
+            else:
+                same = is_open(schedule, q_end / 1000) == states[i]
+            if same:
+                if states[i]:
+                    minutes.extend(range(q, q_end, MINUTE_MS))
+            else:
+                minutes.extend(m for m in range(q, min(q_end, end), MINUTE_MS) if is_open(schedule, m / 1000))
+        return tuple(minutes)
 
 
 def _runs(minutes: tuple[int, ...]) -> tuple[tuple[int, int], ...]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from argus_ingestor_mock.schedule import is_open
 from argus_ingestor_mock.source import MockSource
+from argus_ingestor_mock.timeline import DAY_MS, MINUTE_MS, Timeline, day_start_ms
 from argus_protocol import PERIOD_SECONDS, PERIODS, Event, Stream
 from sourceharness import Recorder, SourceHarness
 
@@ -328,3 +329,15 @@ def test_history_option_defaults_and_forms() -> None:
     o = MockSource({"history": "50", "history_periods": ["1d", "1m", "1m"], "history_trades": "0"}).opts
     assert (o.history, o.history_periods, o.history_trades) == (50, ("1m", "1d"), 0)
     assert MockSource({"history_periods": ""}).opts.history_periods == ()
+
+
+def test_the_past_calendar_is_the_schedule_minute_by_minute() -> None:
+    for schedule in ("cn", "always"):
+        timeline = Timeline(schedule)
+        for when in ("2026-11-23 10:17:30", "2026-11-23 11:30:00", "2026-11-23 09:30:00", "2026-11-22 10:00:00"):
+            now = int(bj(when) * 1000)
+            for back in range(10):  # today so far, then whole days (twice: the second from the cache)
+                day = day_start_ms(now) - back * DAY_MS
+                minutes = range(day, min(day + DAY_MS, now + 1), MINUTE_MS)
+                expected = tuple(m for m in minutes if is_open(schedule, m / 1000))
+                assert timeline.open_minutes(day, now) == expected == timeline.open_minutes(day, now), (when, back)

@@ -105,6 +105,8 @@ class Stack:
                 str(self.universe),
                 "--seed",
                 "1",
+                # no seeded past unless the scenario asks: it would load NATS and the mock's core
+                *(() if "MOCK_HISTORY" in self.mock_env else ("--history", "0")),
             ],
             **self.mock_env,
         )

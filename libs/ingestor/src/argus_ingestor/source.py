@@ -5,7 +5,8 @@ runner owns everything else: NATS, `seq`/`ts` stamping, encoding, demand, status
 
 Lifecycle, driven by the runner:
 
-1. ``await source.start(ctx)`` — connect upstream; `ctx` is how the source reports status.
+1. ``await source.start(ctx)`` — connect upstream; `ctx` is how the source reports status and
+   asks what JetStream already retains of a stream (`ctx.retained_seq(stream)`).
 2. ``source.want(wanted)`` — called at once and on every demand change with the full set of
    streams to provide (demand union + always-on). Must not block; a source that needs I/O to
    follow it schedules that I/O itself.
@@ -84,6 +85,15 @@ class SourceContext(Protocol):
 
     def count_error(self, kind: str) -> None:
         """Count an upstream error (surfaced as `ingestor_errors_total{kind}`)."""
+
+    def retained_seq(self, stream: Stream) -> int:
+        """The newest `seq` JetStream retains of `stream`, 0 when it retains nothing of it.
+
+        A source that seeds history (the mock's past) asks this first and seeds only streams
+        without retained events, so a restart does not publish a second past over the first.
+        Valid from `start()` on; must be cheap and must not block (sources call it on the event
+        loop, for each stream of every symbol they seed).
+        """
 
 
 class Source(abc.ABC):

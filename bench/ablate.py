@@ -7,6 +7,7 @@ production code carries no switches for this; the swaps live here and touch noth
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -59,28 +60,41 @@ def encode_per_session() -> None:
 
 def asyncio_loop() -> None:
     """The standard asyncio event loop instead of uvloop."""
-    gateway_main.run = lambda main: process.run(main, use_uvloop=False)  # type: ignore[assignment]
+    gateway_main.run = lambda main: process.run(main, use_uvloop=False)  # type: ignore[assignment,misc]
 
 
 def async_iterator_subscriptions() -> None:
     """nats-py's `async for msg in sub.messages` per subject instead of a callback."""
-    original_open = fanout.Hub._open
 
-    async def _open(self: fanout.Hub, topic: Topic) -> None:
-        assert self.nc is not None
-        sub = await self.nc.subscribe(topic.subject, pending_msgs_limit=200_000, pending_bytes_limit=256 << 20)
-        topic.sub = sub
-        if topic.ready is not None and not topic.ready.done():
-            topic.ready.set_result(True)
-
-        async def pump() -> None:
+    def _open(self: fanout.Hub, topic: Topic) -> None:
+        async def start() -> None:
+            assert self.nc is not None
+            sub = await self.nc.subscribe(topic.subject, pending_msgs_limit=200_000, pending_bytes_limit=256 << 20)
+            topic.sub = sub
             async for msg in sub.messages:
                 self.dispatch(topic, msg.data)
 
-        self._background.spawn(pump())
+        tasks.add(asyncio.get_running_loop().create_task(start()))
 
+    tasks: set[asyncio.Task[None]] = set()
     fanout.Hub._open = _open  # type: ignore[method-assign]
-    del original_open
+
+
+def subscribe_and_wait() -> None:
+    """nats-py's own `await subscribe()` per subject (a flusher round each) instead of subscribe_now."""
+
+    def _open(self: fanout.Hub, topic: Topic) -> None:
+        async def on_msg(msg: Any) -> None:
+            self.dispatch(topic, msg.data)
+
+        async def start() -> None:
+            assert self.nc is not None
+            topic.sub = await self.nc.subscribe(topic.subject, cb=on_msg, pending_msgs_limit=200_000)
+
+        tasks.add(asyncio.get_running_loop().create_task(start()))
+
+    tasks: set[asyncio.Task[None]] = set()
+    fanout.Hub._open = _open  # type: ignore[method-assign]
 
 
 def unchunked_flush() -> None:
@@ -99,6 +113,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "asyncio-loop": asyncio_loop,
     "async-iterator": async_iterator_subscriptions,
     "unchunked-flush": unchunked_flush,
+    "subscribe-and-wait": subscribe_and_wait,
 }
 
 

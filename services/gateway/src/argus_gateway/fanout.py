@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from argus_protocol import Stream, Subjects, decode_event
 from argus_protocol.messages import Gap
-from argus_service.tasks import Background
+from argus_service.subscribing import subscribe_now, unsubscribe_now
 from nats.aio.client import Client
 
 from .dataframe import EventFrames, gap_frame
@@ -84,7 +84,6 @@ class Hub:
         self._event_ts: list[int] = []
         self._received = 0
         self._loop = asyncio.get_running_loop()
-        self._background = Background()
         self._retry_task = self._loop.create_task(self._retry_behind())
 
     # ---------------------------------------------------------------- subscription registry
@@ -102,33 +101,23 @@ class Hub:
         topic = Topic(subject, stream, self.limits.get(stream.type, 1000))
         self.topics[subject] = topic
         topic.add(session)
-        topic.ready = self._loop.create_future()
         self.metrics.nats_subjects.set(len(self.topics))
         self.on_demand_change()
-        self._background.spawn(self._open(topic))
+        self._open(topic)
         return topic
 
-    async def _open(self, topic: Topic) -> None:
+    def _open(self, topic: Topic) -> None:
+        """Subscribe now: the SUB is in the write queue before any store request about it."""
+
         async def on_msg(msg: Any) -> None:
             self.dispatch(topic, msg.data)
 
-        assert self.nc is not None
-        try:
-            sub = await self.nc.subscribe(
-                topic.subject, cb=on_msg, pending_msgs_limit=200_000, pending_bytes_limit=256 * 1024 * 1024
-            )
-        except Exception as e:  # noqa: BLE001 - NATS away: nats-py resubscribes what it holds
-            log.warning("nats subscribe failed", extra={"subject": topic.subject, "error": repr(e)})
-            if topic.ready is not None and not topic.ready.done():
-                topic.ready.set_result(False)
+        if self.nc is None:
             return
-        if self.topics.get(topic.subject) is topic:
-            topic.sub = sub
-        else:  # everyone left while we were subscribing
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        if topic.ready is not None and not topic.ready.done():
-            topic.ready.set_result(True)
+        try:
+            topic.sub = subscribe_now(self.nc, topic.subject, on_msg)
+        except ConnectionError as e:  # closing: nothing will be delivered any more
+            log.warning("nats subscribe failed", extra={"subject": topic.subject, "error": repr(e)})
 
     def remove(self, session: Session, stream: Stream) -> None:
         if not session.remove_stream(stream):
@@ -144,7 +133,7 @@ class Hub:
             self.metrics.nats_subjects.set(len(self.topics))
             self.on_demand_change()
             if topic.sub is not None:
-                self._background.spawn(self._unsubscribe(topic.sub))
+                unsubscribe_now(topic.sub)
 
     def detach(self, session: Session) -> None:
         """A closed connection: nothing more queues for it, and its streams are released."""
@@ -154,10 +143,6 @@ class Hub:
         for stream in list(session.streams):
             self.remove(session, stream)
         session.discard_pending()
-
-    async def _unsubscribe(self, sub: Any) -> None:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
 
     def streams(self) -> list[str]:
         return [t.key for t in self.topics.values()]
@@ -301,6 +286,5 @@ class Hub:
             await self._retry_task
         for topic in list(self.topics.values()):
             if topic.sub is not None:
-                with contextlib.suppress(Exception):
-                    await topic.sub.unsubscribe()
+                unsubscribe_now(topic.sub)
         self.topics.clear()

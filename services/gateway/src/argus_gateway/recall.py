@@ -111,7 +111,6 @@ class Recall:
         self._background.spawn(self._load_newest(topics))
 
     async def _load_newest(self, topics: list[Topic]) -> None:
-        await asyncio.gather(*(t.ready for t in topics if t.ready is not None), return_exceptions=True)
         by_store: dict[str, list[str]] = {}
         wanted: dict[Topic, list[str]] = {}
         for t in topics:
@@ -176,8 +175,6 @@ class Recall:
 
     async def _load_history(self, topic: Topic) -> None:
         async with self._in_flight:
-            if topic.ready is not None:
-                await asyncio.gather(topic.ready, return_exceptions=True)
             view: list[Entry] = []
             ok = True
             for attempt in range(SEAM_RETRIES + 1):

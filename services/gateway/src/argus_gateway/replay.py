@@ -183,9 +183,23 @@ class Replayer:
         self, session: Session, req_id: str | int | None, items: list[tuple[Topic, Want]], send_replayed: bool
     ) -> None:
         req = ReplayRequest(req_id, send_replayed, items)
+        if not session.replays and session.has_room() and all(self._at_hand(t, w) for t, w in items):
+            # Snapshots already in memory and room on the socket (most of a subscribe wave once
+            # the first look-ups are back): answered in this turn, beside SUBSCRIBED, nothing held.
+            while req.items:
+                topic, want = req.items.popleft()
+                self._run(session, req, topic, want)
+            self._finish(session, req)
+            return
         session.queue_replay(req, [topic.key for topic, _ in items])
         for topic, want in items:
             self._ask(req, session, topic, want)
+
+    def _at_hand(self, topic: Topic, want: Want) -> bool:
+        """A one-entry answer the topic holds now (larger replays are paced through the queue)."""
+        if want.needs_history and topic.stream.type != "quote":
+            return False
+        return topic.newest_known or not self.recall.enabled
 
     def _ask(self, req: ReplayRequest, session: Session, topic: Topic, want: Want) -> bool:
         """Make sure the topic holds what `want` needs; False (and queued as a waiter) if not yet."""
@@ -223,9 +237,12 @@ class Replayer:
                 self._run(session, req, topic, want)
                 continue
             session.replays.popleft()
-            if req.send_replayed:
-                session.send(Envelope("REPLAYED", Replayed(streams=req.results), self.clock().decode(), req.req_id))
-            session.replays_done()
+            self._finish(session, req)
+
+    def _finish(self, session: Session, req: ReplayRequest) -> None:
+        if req.send_replayed:
+            session.send(Envelope("REPLAYED", Replayed(streams=req.results), self.clock().decode(), req.req_id))
+        session.replays_done()
 
     def _run(self, session: Session, req: ReplayRequest, topic: Topic, want: Want) -> None:
         if topic.stream not in session.streams or not self.current(topic):

@@ -8,7 +8,6 @@ oldest first) while replays need it: loaded once from JetStream, then kept curre
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from argus_protocol import Stream
@@ -46,7 +45,6 @@ class Topic:
         "newest",
         "newest_known",
         "newest_loading",
-        "ready",
         "recent",
         "sessions",
         "stream",
@@ -64,7 +62,6 @@ class Topic:
         self.sessions: dict[Session, None] = {}
         self.by_variant: dict[int, dict[Session, None]] = {}
         self.sub: Any = None
-        self.ready: asyncio.Future[bool] | None = None  # the NATS SUB is on its way to the server
         self.last_seq = 0  # newest seq seen, live or from the store
         self.live = 0  # live events dispatched
         self.newest: Entry | None = None

@@ -42,7 +42,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/protocol/src libs/service/src libs/ingestor/src
+	$(BIN)/mypy libs/protocol/src libs/service/src libs/ingestor/src libs/calendar/src
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -18,6 +18,7 @@ class Recorder:
         self.name = name
         self.statuses: list[dict[str, Any]] = []
         self.errors: Counter[str] = Counter()
+        self.losses: list[tuple[Stream, int]] = []  # ctx.lost(stream, count) calls, in order
 
     def status(
         self, state: str, *, symbol: str | None = None, reason: str | None = None, unsupported: list[str] | None = None
@@ -26,6 +27,9 @@ class Recorder:
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] += 1
+
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        self.losses.append((stream, count))
 
     def states(self, symbol: str | None = None) -> list[str]:
         return [s["state"] for s in self.statuses if s["symbol"] == symbol]

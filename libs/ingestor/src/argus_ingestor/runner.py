@@ -103,6 +103,15 @@ class Runner:
     def count_error(self, kind: str) -> None:
         self.metrics.errors.labels(kind).inc()
 
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        # Loss hook (SourceContext.lost): skip `count` seqs so gateways announce GAP reason=upstream.
+        key = (stream.type, stream.symbol, stream.period)
+        state = self._streams.get(key)
+        if state is None:
+            state = self._streams[key] = [0, self.subjects.data(stream)]
+        state[0] += count
+        self.metrics.errors.labels("lost").inc(count)
+
     # readiness ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
         if self.nc is None or not self.nc.is_connected:

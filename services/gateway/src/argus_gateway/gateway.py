@@ -509,8 +509,8 @@ class Gateway:
                     "rejected": len(rejected),
                 },
             )
-        if not had_any and add:
-            for st in self.sources.not_live():
+        if add:  # source STATUS first: not-live sources (first streams only), sources lacking a requested type
+            for st in self.sources.on_subscribe(not had_any, {s.type for s in add}):
                 session.send(self._status_envelope(st))
         for sym in new_symbols:
             for st in self.sources.for_symbol(sym):
@@ -644,7 +644,14 @@ class Gateway:
     def _status_envelope(self, st: SourceStatus) -> Envelope:
         return Envelope(
             "STATUS",
-            Status(source=st.source, state=st.state, since=st.since, symbol=st.symbol, reason=st.reason),
+            Status(
+                source=st.source,
+                state=st.state,
+                since=st.since,
+                symbol=st.symbol,
+                reason=st.reason,
+                unsupported=st.unsupported,
+            ),
             iso_now(),
         )
 

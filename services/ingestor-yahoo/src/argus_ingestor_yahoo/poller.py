@@ -86,8 +86,9 @@ class Poller:
                 if symbol not in self._inflight and self._due(symbol, now):
                     self._last[symbol] = (now, self.in_session(symbol))
                     self._inflight[symbol] = asyncio.create_task(self._poll(symbol), name=f"yahoo-chart-{symbol}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), tick)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow stop()'s cancel
+                async with asyncio.timeout(tick):
+                    await self._wake.wait()
 
     async def _poll(self, symbol: str) -> None:
         try:

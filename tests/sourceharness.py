@@ -18,6 +18,7 @@ class Recorder:
         self.name = name
         self.statuses: list[dict[str, Any]] = []
         self.errors: Counter[str] = Counter()
+        self.losses: list[tuple[Stream, int]] = []  # ctx.lost(stream, count) calls, in order
         self.retained: dict[Stream, int] = {}  # what JetStream holds: a test fills it; 0 otherwise
 
     def retained_seq(self, stream: Stream) -> int:
@@ -30,6 +31,9 @@ class Recorder:
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] += 1
+
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        self.losses.append((stream, count))
 
     def states(self, symbol: str | None = None) -> list[str]:
         return [s["state"] for s in self.statuses if s["symbol"] == symbol]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from eventfactory import unique_symbol
 from wsclient import Client
 
-SYM = "300750.SZ"
+SYM = unique_symbol("R")  # its own: the session's JetStream keeps what other tests' mocks published
 
 
 async def collect(c: Client, seconds: float) -> None:
@@ -64,11 +65,12 @@ async def test_a_wiped_store_and_a_restarted_ingestor_are_announced_as_a_reset(
 
 
 async def test_resume_after_a_forced_reconnect_loses_nothing_while_the_mock_publishes_fast(gateway, ingestor) -> None:
-    ingestor("mock", "--universe", "1", "--rate", "50")
+    ingestor("mock", "--universe", "1", "--rate", "50", "--history", "0")  # live only: seeding is tested elsewhere
     port, _ = gateway()
     a = await Client.connect(port)
     await a.subscribe([SYM], ["trade", "quote", "kline"], periods=["1m"], snapshot=False)
     await a.data(100, timeout=20, symbol=SYM, type="trade")
+    await a.data(5, timeout=5, symbol=SYM, type="quote")
     await a.ws.close()  # the strategy lost its socket ...
     await a.http.close()
     last = {

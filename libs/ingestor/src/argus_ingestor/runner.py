@@ -131,6 +131,15 @@ class Runner:
         state = self._streams.get((stream.type, stream.symbol, stream.period))
         return state.seq if state is not None else 0
 
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        """SourceContext.lost: use up `count` seqs so gateways announce GAP reason=upstream."""
+        key = (stream.type, stream.symbol, stream.period)
+        state = self._streams.get(key)
+        if state is None:
+            state = self._streams[key] = self._new_state(stream)
+        state.seq += count
+        self.metrics.errors.labels("lost").inc(count)
+
     # readiness ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
         if self.nc is None or not self.nc.is_connected:

@@ -125,6 +125,7 @@ class Status(msgspec.Struct, omit_defaults=True):
     symbol: str | None = None
     reason: str | None = None
     reconnect_after_ms: int | None = None
+    unsupported: list[str] = []  # data types this source cannot provide (e.g. ["trade"]); omitted when none
 
 
 class Gap(msgspec.Struct, omit_defaults=True):

@@ -212,8 +212,8 @@ class Commands:
                     "rejected": len(rejected),
                 },
             )
-        if not had_any and add:
-            for st in self.sources.not_live():
+        if add:  # source STATUS first: not-live sources (first streams only), sources lacking a requested type
+            for st in self.sources.on_subscribe(not had_any, {s.type for s in add}):
                 session.send(status_envelope(st))
         for sym in new_symbols:
             for st in self.sources.for_symbol(sym):

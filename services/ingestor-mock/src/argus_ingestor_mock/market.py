@@ -248,6 +248,14 @@ class Instrument:
         b = last - 1 if bits >> 63 else last
         if b < 5:
             b = 5
+        # Levels past the ±10% limit cannot hold orders: they are left out (an empty level is no level).
+        prev = self.prev_close_t
+        lo = prev - int(prev * LIMIT)
+        hi = prev + int(prev * LIMIT)
+        bids = [b - i for i in range(LEVELS) if b - i >= lo]
+        asks = [b + 1 + i for i in range(LEVELS) if b + 1 + i <= hi]
+        bid_volumes = [((bits >> (6 * i) & 63) + 1) * LOT for i in range(LEVELS)]
+        ask_volumes = [((bits >> (30 + 6 * i) & 63) + 1) * LOT for i in range(LEVELS)]
         return Quote(
             price=last / 100,
             open=self.open_t / 100,
@@ -257,20 +265,8 @@ class Instrument:
             volume=self.volume,
             amount=self.amount_t / 100,
             timestamp=when,
-            bid_prices=[b / 100, (b - 1) / 100, (b - 2) / 100, (b - 3) / 100, (b - 4) / 100],
-            bid_volumes=[
-                ((bits & 63) + 1) * LOT,
-                ((bits >> 6 & 63) + 1) * LOT,
-                ((bits >> 12 & 63) + 1) * LOT,
-                ((bits >> 18 & 63) + 1) * LOT,
-                ((bits >> 24 & 63) + 1) * LOT,
-            ],
-            ask_prices=[(b + 1) / 100, (b + 2) / 100, (b + 3) / 100, (b + 4) / 100, (b + 5) / 100],
-            ask_volumes=[
-                ((bits >> 30 & 63) + 1) * LOT,
-                ((bits >> 36 & 63) + 1) * LOT,
-                ((bits >> 42 & 63) + 1) * LOT,
-                ((bits >> 48 & 63) + 1) * LOT,
-                ((bits >> 54 & 63) + 1) * LOT,
-            ],
+            bid_prices=[p / 100 for p in bids],
+            bid_volumes=bid_volumes[: len(bids)],
+            ask_prices=[p / 100 for p in asks],
+            ask_volumes=ask_volumes[: len(asks)],
         )

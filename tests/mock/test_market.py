@@ -287,9 +287,16 @@ async def test_schedule_cn_closes_bars_at_the_break_and_goes_live_again() -> Non
     await asyncio.sleep(0.3)
     assert ctx.statuses[-1][0] == "closed"
     closed = [e for e in events if (e.__struct_config__.tag == "kline" and e.kline.closed)]
-    assert [e.kline.open_time for e in closed] == ["2026-11-23T11:29:00+08:00"]
+    assert [e.kline.open_time for e in closed if e.kline.period == "1m" and e.symbol == "000001.SZ"] == [
+        "2026-11-23T11:29:00+08:00"
+    ]
+    # 000001.SZ is always on: its finished bars of every period go out (retention keeps the day)
+    assert {(e.kline.period, e.kline.open_time[11:16]) for e in closed if e.kline.period != "1m"} >= {
+        ("5m", "11:25"),
+        ("30m", "11:00"),
+    }
     closed_ticks = [e for e in events if e.__struct_config__.tag == "tick" and e.tick.closed]
-    assert [e.tick.time for e in closed_ticks] == ["2026-11-23T11:29:00+08:00"]
+    assert [e.tick.time for e in closed_ticks if e.symbol == "000001.SZ"] == ["2026-11-23T11:29:00+08:00"]
     n = len(events)
     await asyncio.sleep(0.2)
     assert len(events) == n  # nothing while closed

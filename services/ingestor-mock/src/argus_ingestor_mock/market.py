@@ -224,18 +224,29 @@ class Instrument:
         return out
 
     def feed(
-        self, now_ms: int, printed: Print, periods: Collection[str] = (), tick: bool = False
+        self, now_ms: int, printed: Print, periods: Collection[str] = (), tick: bool = False, keep: bool = False
     ) -> tuple[list[Kline], list[Tick]]:
-        """Feed an update into the klines and 分时; return the payloads of `periods` (and `tick`)."""
+        """Feed an update into the klines and 分时; return the payloads of `periods` (and `tick`),
+        and with `keep` every finished bar and minute too, so retention holds the whole day."""
         klines = self.bars.add_print(
-            now_ms, printed.open, printed.high, printed.low, printed.close, printed.volume, printed.amount, periods
+            now_ms,
+            printed.open,
+            printed.high,
+            printed.low,
+            printed.close,
+            printed.volume,
+            printed.amount,
+            periods,
+            PERIODS if keep else None,
         )
-        ticks = self.line.add(now_ms, printed.close, printed.volume, printed.amount, tick)
+        ticks = self.line.add(now_ms, printed.close, printed.volume, printed.amount, tick, keep or tick)
         return klines, ticks
 
-    def roll(self, now_ms: int, periods: Collection[str] = (), tick: bool = False) -> tuple[list[Kline], list[Tick]]:
+    def roll(
+        self, now_ms: int, periods: Collection[str] = (), tick: bool = False, keep: bool = False
+    ) -> tuple[list[Kline], list[Tick]]:
         """Close bars and the 分时 minute that ended without trades (market closed, symbol idle)."""
-        return self.bars.roll(now_ms, periods), self.line.roll(now_ms, tick)
+        return self.bars.roll(now_ms, periods, PERIODS if keep else None), self.line.roll(now_ms, tick or keep)
 
     def quote(self, when: str) -> Quote:
         # The book draws from its own generator (splitmix64): 1 bit for the touch, 6 per volume.

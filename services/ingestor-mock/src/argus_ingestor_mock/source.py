@@ -307,6 +307,7 @@ class MockSource(Source):
         when = local_iso(now_ms, BEIJING)  # one instant for the whole step: format it once
         plans = self._plans
         instruments = self.instruments
+        always = self._always_set
         name = self.name
         out: list[Event] = []
         append = out.append
@@ -317,7 +318,8 @@ class MockSource(Source):
             inst = instruments[sym]
             quote, trades, tick, periods = plan
             printed = inst.step(now_ms, when, trades)
-            klines, ticks = inst.feed(now_ms, printed, periods, tick)
+            # always-on symbols publish every finished bar and minute: a chart opened later is full
+            klines, ticks = inst.feed(now_ms, printed, periods, tick, sym in always)
             if quote:
                 append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(when)))
             if trades:
@@ -342,7 +344,7 @@ class MockSource(Source):
         name = self.name
         for sym in self._order:
             _, _, tick, periods = self._plans[sym]
-            klines, ticks = self.instruments[sym].roll(now_ms, periods, tick)
+            klines, ticks = self.instruments[sym].roll(now_ms, periods, tick, sym in self._always_set)
             out.extend(TickEvent(symbol=sym, source=name, tick=t) for t in ticks)
             out.extend(KlineEvent(symbol=sym, source=name, kline=k) for k in klines)
         return out

@@ -3,6 +3,7 @@ with SUBSCRIBE, from the mock's seeded past through JetStream and the gateway.""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
 from argus_protocol import BEIJING
@@ -25,10 +26,12 @@ async def test_a_chart_opened_at_start_gets_the_day_line_and_bars(own_nats, gate
     # the mock trades around the clock: the day began at 00:00 Beijing, one point per minute since
     assert line[0]["time"] == day_start.isoformat(timespec="seconds")
     assert abs(len(line) - (minutes(day_start.isoformat(), now.isoformat()) + 1)) <= 1
-    assert all(minutes(a["time"], b["time"]) == 1 for a, b in zip(line, line[1:], strict=False))
+    assert all(minutes(a["time"], b["time"]) == 1 for a, b in itertools.pairwise(line))
     assert all(p["closed"] for p in line[:-1]) and not line[-1]["closed"]
     await c.send(
-        "SUBSCRIBE", {"symbols": ["000002.SZ"], "data_types": ["kline"], "periods": ["1m", "1d"], "history": 240}, id="k"
+        "SUBSCRIBE",
+        {"symbols": ["000002.SZ"], "data_types": ["kline"], "periods": ["1m", "1d"], "history": 240},
+        id="k",
     )
     replayed = await c.expect("REPLAYED", timeout=20)
     assert all(s["recovered"] for s in replayed["data"]["streams"].values())
@@ -36,7 +39,7 @@ async def test_a_chart_opened_at_start_gets_the_day_line_and_bars(own_nats, gate
     ones = [b for b in bars if b["period"] == "1m"]
     days = [b for b in bars if b["period"] == "1d"]
     assert len(ones) == 240 and len(days) == 240
-    assert all(minutes(a["open_time"], b["open_time"]) == 1 for a, b in zip(ones, ones[1:], strict=False))
+    assert all(minutes(a["open_time"], b["open_time"]) == 1 for a, b in itertools.pairwise(ones))
     assert not ones[-1]["closed"] and not days[-1]["closed"] and all(b["closed"] for b in ones[:-1] + days[:-1])
     assert days[-1]["open_time"] == day_start.isoformat(timespec="seconds")
     assert datetime.fromisoformat(days[0]["open_time"]) < day_start - timedelta(days=200)

@@ -24,11 +24,11 @@ class SlowTransport:
     def is_closing(self) -> bool:
         return False
 
-    def writelines(self, frames: list[bytes]) -> None:
+    def write(self, data: bytes) -> None:
         end = time.perf_counter() + 50e-6
         while time.perf_counter() < end:
             pass
-        self.written.extend(frames)
+        self.written.append(data)
 
 
 async def test_flush_yields_after_its_budget_and_delivers_everything_next_turns() -> None:

@@ -16,10 +16,12 @@ async def test_thousands_of_subscriptions_deliver_stop_and_survive_a_reconnect(o
     got: dict[str, list[bytes]] = {}
 
     def collect(subject: str):  # type: ignore[no-untyped-def]
-        async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        def deliver(msg) -> None:  # type: ignore[no-untyped-def]
             got.setdefault(subject, []).append(msg.data)
+            if msg.data == b"boom":
+                raise RuntimeError("a delivery bug")  # logged; the reader and the others go on
 
-        return cb
+        return deliver
 
     subjects = [f"quote.S{i:05d}.SZ" for i in range(3000)]
     subs = {s: subscribe_now(sub_side, s, collect(s)) for s in subjects}
@@ -34,6 +36,11 @@ async def test_thousands_of_subscriptions_deliver_stop_and_survive_a_reconnect(o
             break
         await asyncio.sleep(0.05)
     assert len(got) == len(subjects) and all(v == [b"one"] for v in got.values())
+    await pub_side.publish(subjects[-1], b"boom")
+    await pub_side.flush()
+    await asyncio.sleep(0.2)
+    assert got[subjects[-1]][-1] == b"boom" and sub_side.is_connected
+    got[subjects[-1]].pop()
     for s in subjects[:1500]:
         unsubscribe_now(subs[s])
     await sync_subscriptions(sub_side)

@@ -1,23 +1,59 @@
-"""Subscribing without a round of the write queue per subscription.
+"""Subscribing without a round of the write queue per subscription, delivering without a task hop.
 
 nats-py's `subscribe()` and `unsubscribe()` each push a future through the client's flusher queue
 (1,024 deep) and wait for it, so a gateway opening 5,000 subjects in a subscribe wave waited
 seconds for its own SUBs before it could ask the store for their snapshots. These do what nats-py
 does inside those calls, minus the wait: the SUB (or UNSUB) joins the client's write queue at once
 — so anything published after it reaches the server after it — and the flusher is woken once.
-nats-py still owns the subscription: it delivers to it and re-subscribes it after a reconnect.
-They use nats-py internals; `tests/service/test_subscribing.py` pins that they keep working.
+
+And nats-py hands each message to a per-subscription queue and task (a task switch per message,
+15 % of the gateway's CPU under load); `subscribe_now` instead calls `deliver(msg)` right where
+nats-py's reader parsed it, synchronously, in order. nats-py still owns the subscription and
+re-subscribes it after a reconnect. They use nats-py internals; `tests/service/test_subscribing.py`
+pins that they keep working.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.protocol import command
+
+log = logging.getLogger("argus.nats")
+
+
+class _Deliver:
+    """Stands in for a subscription's pending queue: every message is handed over at once."""
+
+    __slots__ = ("deliver", "sub")
+
+    def __init__(self, deliver: Callable[[Any], None], sub: Any) -> None:
+        self.deliver = deliver
+        self.sub = sub
+
+    def put_nowait(self, msg: Any) -> None:
+        self.sub._pending_size -= len(msg.data)  # nothing stays pending
+        try:
+            self.deliver(msg)
+        except Exception:  # a bug in one delivery must not take nats-py's reader down with it
+            log.exception("message delivery failed", extra={"subject": msg.subject})
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        return None
+
+    async def join(self) -> None:
+        return None
 
 
 def _wake_flusher(nc: Any) -> None:
@@ -26,24 +62,17 @@ def _wake_flusher(nc: Any) -> None:
         queue.put_nowait(asyncio.get_running_loop().create_future())
 
 
-def subscribe_now(
-    nc: Client,
-    subject: str,
-    cb: Callable[[Any], Awaitable[None]],
-    *,
-    pending_msgs_limit: int = 200_000,
-    pending_bytes_limit: int = 256 * 1024 * 1024,
-) -> Subscription:
-    """`nc.subscribe(subject, cb=cb)` that returns at once; `subject` must be valid already."""
+def subscribe_now(nc: Client, subject: str, deliver: Callable[[Any], None]) -> Subscription:
+    """Subscribe `subject` (valid already) at once; `deliver(msg)` is called for each message, in
+    nats-py's read loop: it must not block."""
     c: Any = nc
     if c.is_closed or c.is_draining:
         raise ConnectionError("NATS connection closed or draining")
     c._sid += 1
     sid = c._sid
-    sub = Subscription(
-        nc, sid, subject, cb=cb, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
-    )
-    sub._start(c._error_cb)
+    sub = Subscription(nc, sid, subject, pending_bytes_limit=0)  # no task, no queue, no slow-consumer cut
+    s: Any = sub
+    s._pending_queue = _Deliver(deliver, sub)
     c._subs[sid] = sub
     if not c.is_reconnecting:  # a reconnect sends every held subscription anyway
         cmd = command.sub_cmd(subject, "", sid)

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 from argus_protocol import Stream, Subjects, decode_event
@@ -109,13 +108,10 @@ class Hub:
     def _open(self, topic: Topic) -> None:
         """Subscribe now: the SUB is in the write queue before any store request about it."""
 
-        async def on_msg(msg: Any) -> None:
-            self.dispatch(topic, msg.data)
-
         if self.nc is None:
             return
         try:
-            topic.sub = subscribe_now(self.nc, topic.subject, on_msg)
+            topic.sub = subscribe_now(self.nc, topic.subject, lambda msg: self.dispatch(topic, msg.data))
         except ConnectionError as e:  # closing: nothing will be delivered any more
             log.warning("nats subscribe failed", extra={"subject": topic.subject, "error": repr(e)})
 

@@ -336,7 +336,8 @@ class Session:
         if not frames:
             return 0, 0
         nbytes = sum(map(len, frames)) if (self.quotes or self.gaps or not self.plain) else self._written_size()
-        t.writelines(frames)
+        # one contiguous buffer: uvloop's writelines of 20 frames cost 9.4 µs a send, a join 6.0
+        t.write(frames[0] if len(frames) == 1 else b"".join(frames))
         n = len(frames) + self.merged
         self._sent()
         return n, nbytes

@@ -29,7 +29,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     heartbeat_interval: float = 30.0
     outbox_bytes: int = 1048576  # per-connection bound on queued frames
     write_buffer_high: int = 262144  # transport bytes above which a client counts as behind
-    flush_interval_ms: float = 0.0  # 0: write at the end of each loop turn; >0: gather that long first
+    flush_interval_ms: float = 0.0  # >0: gather that long before each write; 0: adaptive (max_gather_ms)
+    max_gather_ms: float = 20.0  # adaptive gathering's cap: a busy loop waits up to this before writing
     flush_budget_ms: float = 4.0  # longest a pass over dirty sockets holds the loop before yielding
     slow_consumer: Literal["gap", "close"] = "gap"
     drain_seconds: float = 5.0  # SIGTERM: time between STATUS draining and close 1012
@@ -160,6 +161,7 @@ ENV_KEYS: dict[str, str] = {
     "MAX_CONNECTIONS": "server.max_connections",
     "WEBSOCKET_PERMESSAGE_DEFLATE": "server.permessage_deflate",
     "WEBSOCKET_FLUSH_INTERVAL_MS": "server.flush_interval_ms",
+    "WEBSOCKET_MAX_GATHER_MS": "server.max_gather_ms",
     "METRICS_PORT": "metrics.port",
     "LOG_FILE": "logging.file",
     "NATS_SUBJECT_PREFIX": "nats.subject_prefix",
@@ -285,6 +287,8 @@ def _check(cfg: Any) -> None:
     for key, value in positives.items():
         if value <= 0:
             raise ConfigError(f"config error: {key}: must be > 0, got {value}")
+    if cfg.server.max_gather_ms < 0:
+        raise ConfigError(f"config error: server.max_gather_ms: must be >= 0, got {cfg.server.max_gather_ms}")
     if cfg.server.flush_interval_ms < 0:
         raise ConfigError(f"config error: server.flush_interval_ms: must be >= 0, got {cfg.server.flush_interval_ms}")
     if cfg.server.max_frame_bytes < cfg.server.max_message_bytes:

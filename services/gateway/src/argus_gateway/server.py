@@ -88,6 +88,7 @@ class Gateway:
             limits={kind: retention.limits(kind)[0] for kind in ("tick", "kline", "trade")},
             flush_interval=cfg.server.flush_interval_ms / 1000.0,
             flush_budget=cfg.server.flush_budget_ms / 1000.0,
+            max_gather=cfg.server.max_gather_ms / 1000.0,
         )
         self._store = DirectGet(self.nc, timeout=retention.fetch_timeout)
         await self._store.start()

@@ -263,10 +263,28 @@ class Instrument:
         prev = self.prev_close_t
         lo = prev - int(prev * LIMIT)
         hi = prev + int(prev * LIMIT)
-        bids = [b - i for i in range(LEVELS) if b - i >= lo]
-        asks = [b + 1 + i for i in range(LEVELS) if b + 1 + i <= hi]
-        bid_volumes = [((bits >> (6 * i) & 63) + 1) * LOT for i in range(LEVELS)]
-        ask_volumes = [((bits >> (30 + 6 * i) & 63) + 1) * LOT for i in range(LEVELS)]
+        bid_volumes = [
+            ((bits & 63) + 1) * LOT,
+            ((bits >> 6 & 63) + 1) * LOT,
+            ((bits >> 12 & 63) + 1) * LOT,
+            ((bits >> 18 & 63) + 1) * LOT,
+            ((bits >> 24 & 63) + 1) * LOT,
+        ]
+        ask_volumes = [
+            ((bits >> 30 & 63) + 1) * LOT,
+            ((bits >> 36 & 63) + 1) * LOT,
+            ((bits >> 42 & 63) + 1) * LOT,
+            ((bits >> 48 & 63) + 1) * LOT,
+            ((bits >> 54 & 63) + 1) * LOT,
+        ]
+        if b - 4 >= lo and b + 5 <= hi:  # the whole book inside the limits: the usual case, unrolled
+            bid_prices = [b / 100, (b - 1) / 100, (b - 2) / 100, (b - 3) / 100, (b - 4) / 100]
+            ask_prices = [(b + 1) / 100, (b + 2) / 100, (b + 3) / 100, (b + 4) / 100, (b + 5) / 100]
+        else:
+            bid_prices = [(b - i) / 100 for i in range(LEVELS) if b - i >= lo]
+            ask_prices = [(b + 1 + i) / 100 for i in range(LEVELS) if b + 1 + i <= hi]
+            del bid_volumes[len(bid_prices) :]
+            del ask_volumes[len(ask_prices) :]
         return Quote(
             price=last / 100,
             open=self.open_t / 100,
@@ -276,8 +294,8 @@ class Instrument:
             volume=self.volume,
             amount=self.amount_t / 100,
             timestamp=when,
-            bid_prices=[p / 100 for p in bids],
-            bid_volumes=bid_volumes[: len(bids)],
-            ask_prices=[p / 100 for p in asks],
-            ask_volumes=ask_volumes[: len(asks)],
+            bid_prices=bid_prices,
+            bid_volumes=bid_volumes,
+            ask_prices=ask_prices,
+            ask_volumes=ask_volumes,
         )

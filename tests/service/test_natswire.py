@@ -4,9 +4,11 @@ against the nats-py in use (they reach into its internals)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import nats
-from argus_service.subscribing import subscribe_now, unsubscribe_now
+import pytest
+from argus_service.natswire import subscribe_now, unsubscribe_now
 from natsserver import sync_subscriptions
 
 
@@ -59,3 +61,39 @@ async def test_thousands_of_subscriptions_deliver_stop_and_survive_a_reconnect(o
     assert all(got[s] == [b"one", b"two"] for s in subjects[1500:]), "a held subject was lost in the reconnect"
     await sub_side.close()
     await pub_side.close()
+
+
+async def test_a_batch_is_published_as_one_buffer_in_order_and_refused_whole_when_it_cannot_be(own_nats) -> None:
+    from argus_service.natswire import BufferFull, publish_batch
+
+    sub_side = await nats.connect(own_nats.url)
+    pub_side = await nats.connect(own_nats.url, pending_size=4096, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    got: list[tuple[str, bytes]] = []
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        got.append((msg.subject, msg.data))
+
+    await sub_side.subscribe("trade.>", cb=cb)
+    await sync_subscriptions(sub_side)
+    batch = [(f"trade.S{i % 7:05d}.SZ", f"{i}".encode()) for i in range(1000)]
+    publish_batch(pub_side, batch)
+    await pub_side.flush()
+    for _ in range(100):
+        if len(got) == len(batch):
+            break
+        await asyncio.sleep(0.02)
+    assert got == batch, "every message, in publish order"
+    with pytest.raises(ValueError):
+        publish_batch(pub_side, [("trade.X.SZ", b"x" * (pub_side.max_payload + 1))])
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, own_nats.stop)
+    for _ in range(100):
+        if not pub_side.is_connected:
+            break
+        await asyncio.sleep(0.02)
+    publish_batch(pub_side, [("trade.Y.SZ", b"small")])  # fits the reconnect buffer
+    with pytest.raises(BufferFull):
+        publish_batch(pub_side, [("trade.Y.SZ", b"z" * 1000)] * 10)
+    for client in (pub_side, sub_side):
+        with contextlib.suppress(Exception):  # closing flushes towards a server that is gone
+            await client.close()

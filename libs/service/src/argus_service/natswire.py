@@ -1,4 +1,5 @@
-"""Subscribing without a round of the write queue per subscription, delivering without a task hop.
+"""Talking to NATS without nats-py's per-call costs: subscribing without a round of the write
+queue each, delivering without a task hop, publishing a batch as one buffer.
 
 nats-py's `subscribe()` and `unsubscribe()` each push a future through the client's flusher queue
 (1,024 deep) and wait for it, so a gateway opening 5,000 subjects in a subscribe wave waited
@@ -9,8 +10,13 @@ does inside those calls, minus the wait: the SUB (or UNSUB) joins the client's w
 And nats-py hands each message to a per-subscription queue and task (a task switch per message,
 15 % of the gateway's CPU under load); `subscribe_now` instead calls `deliver(msg)` right where
 nats-py's reader parsed it, synchronously, in order. nats-py still owns the subscription and
-re-subscribes it after a reconnect. They use nats-py internals; `tests/service/test_subscribing.py`
-pins that they keep working.
+re-subscribes it after a reconnect.
+
+And nats-py queues every publish as its own small buffer, which its flusher hands to one
+`writelines` (20 % of the mock's CPU under load, most of it the kernel walking hundreds of tiny
+buffers); `publish_batch` queues a whole batch as one.
+
+They use nats-py internals; `tests/service/test_natswire.py` pins that they keep working.
 """
 
 from __future__ import annotations
@@ -96,3 +102,35 @@ def unsubscribe_now(sub: Subscription) -> None:
         c._pending.append(cmd)
         c._pending_data_size += len(cmd)
         _wake_flusher(c)
+
+
+class BufferFull(Exception):
+    """NATS is away and nats-py's reconnect buffer (`pending_size`) cannot take the batch."""
+
+
+def publish_batch(nc: Client, messages: list[tuple[str, bytes]]) -> None:
+    """Queue PUBs of (valid subject, payload) in one buffer and wake the flusher once; raises
+    BufferFull (nothing queued) while disconnected with the reconnect buffer full, ValueError for
+    a payload over the server's max_payload. Never waits: the flusher writes it on its next turn."""
+    c: Any = nc
+    if c.is_closed or c.is_draining_pubs:
+        raise ConnectionError("NATS connection closed or draining")
+    max_payload = c._max_payload
+    parts: list[bytes] = []
+    total = 0
+    for subject, payload in messages:
+        n = len(payload)
+        if n > max_payload:
+            raise ValueError(f"payload of {n} bytes over the server's max_payload {max_payload}")
+        parts.append(f"PUB {subject}  {n}\r\n".encode())
+        parts.append(payload)
+        parts.append(b"\r\n")
+        total += n
+    blob = b"".join(parts)
+    if not c.is_connected and (c._max_pending_size <= 0 or len(blob) + c._pending_data_size > c._max_pending_size):
+        raise BufferFull(f"{len(messages)} messages: reconnect buffer full")
+    c.stats["out_msgs"] += len(messages)
+    c.stats["out_bytes"] += total
+    c._pending.append(blob)
+    c._pending_data_size += len(blob)
+    _wake_flusher(c)

@@ -31,7 +31,6 @@ VOLATILITY = 0.0008  # per trade, relative standard deviation
 _SPREAD = 6**0.5  # (u1 - u2) of two uniforms has standard deviation 1/sqrt(6)
 LOTS_PER_TRADE = 25.5  # mean lots per trade: 1 + uniform 0..49
 _LOTS_VAR = (50**2 - 1) / 12
-_MASK64 = (1 << 64) - 1
 
 
 def base_ticks(symbol: str) -> int:
@@ -63,7 +62,7 @@ class Instrument:
     __slots__ = (
         "amount_t",
         "bars",
-        "book_state",
+        "book",
         "day_end",
         "high_t",
         "last_t",
@@ -83,11 +82,11 @@ class Instrument:
         self.tz = tz
         if seed is None:
             self.rng = random.Random()
-            self.book_state = self.rng.getrandbits(64)
+            self.book = random.Random()
         else:
             key = zlib.crc32(f"{seed}:{symbol}".encode())
             self.rng = random.Random(key)
-            self.book_state = key
+            self.book = random.Random(key ^ 0x5DEECE66D)  # a stream of its own: quoting never moves prices
         self.prev_close_t = base_ticks(symbol)
         self.open_t = self.last_t = self.high_t = self.low_t = self.prev_close_t
         self.volume = 0
@@ -127,29 +126,30 @@ class Instrument:
         """
         if now_ms >= self.day_end:
             self._new_day(now_ms)
-        rand = self.rng.random
         prev = self.prev_close_t
         lo = prev - int(prev * LIMIT)
         hi = prev + int(prev * LIMIT)
         last = self.last_t
-        scale = last * VOLATILITY * _SPREAD
+        scale = last * VOLATILITY * _SPREAD / 4096.0
         out = Print()
         if trades and when is None:
             when = local_iso(now_ms, self.tz)
         first = high = low = 0
         volume = 0
         amount_t = 0
-        n = 1 + int(rand() * 3)
+        # One draw per update (a C call, not seven): 8 bits pick 1-3 trades, then 32 per trade.
+        r = self.rng.getrandbits(104)
+        n = 1 + ((r & 0xFF) * 3 >> 8)
         for i in range(n):
-            # a cheap bell-ish move (difference of two uniforms), rounded to the tick
-            price = last + int((rand() - rand()) * scale + 1_000_000.5) - 1_000_000
+            r >>= 32 if i else 8
+            # a cheap bell-ish move (difference of two 12-bit uniforms), rounded to the tick
+            price = last + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
             if price < lo:
                 price = lo
             elif price > hi:
                 price = hi
-            draw = int(rand() * 100)
-            vol = (1 + (draw >> 1)) * LOT
-            side = "B" if price > last else "S" if price < last else ("B" if draw & 1 else "S")
+            vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
+            side = "B" if price > last else "S" if price < last else ("B" if r >> 31 & 1 else "S")
             self.trade_no += 1
             if trades:
                 out.trades.append(
@@ -249,11 +249,8 @@ class Instrument:
         return self.bars.roll(now_ms, periods, PERIODS if keep else None), self.line.roll(now_ms, tick or keep)
 
     def quote(self, when: str) -> Quote:
-        # The book draws from its own generator (splitmix64): 1 bit for the touch, 6 per volume.
-        z = self.book_state = (self.book_state + 0x9E3779B97F4A7C15) & _MASK64
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _MASK64
-        bits = z ^ (z >> 31)
+        # The book draws 64 bits from its own generator: 1 for the touch, 6 per level's volume.
+        bits = self.book.getrandbits(64)
         last = self.last_t
         # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
         b = last - 1 if bits >> 63 else last

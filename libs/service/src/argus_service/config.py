@@ -31,6 +31,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     write_buffer_high: int = 262144  # transport bytes above which a client counts as behind
     flush_interval_ms: float = 0.0  # >0: gather that long before each write; 0: adaptive (max_gather_ms)
     max_gather_ms: float = 20.0  # adaptive gathering's cap: a busy loop waits up to this before writing
+    max_event_age_ms: float = 5000.0  # an event older on arrival is not sent live: GAP late + newest snapshot
+    nats_grace: float = 10.0  # seconds without NATS before /readyz turns 503 (a blip keeps the Service)
     flush_budget_ms: float = 4.0  # longest a pass over dirty sockets holds the loop before yielding
     slow_consumer: Literal["gap", "close"] = "gap"
     drain_seconds: float = 5.0  # SIGTERM: time between STATUS draining and close 1012
@@ -287,6 +289,8 @@ def _check(cfg: Any) -> None:
     for key, value in positives.items():
         if value <= 0:
             raise ConfigError(f"config error: {key}: must be > 0, got {value}")
+    if cfg.server.max_event_age_ms < 0 or cfg.server.nats_grace < 0:
+        raise ConfigError("config error: server.max_event_age_ms and server.nats_grace: must be >= 0")
     if cfg.server.max_gather_ms < 0:
         raise ConfigError(f"config error: server.max_gather_ms: must be >= 0, got {cfg.server.max_gather_ms}")
     if cfg.server.flush_interval_ms < 0:

@@ -45,7 +45,7 @@ JSON_SUBPROTOCOL = "argus.v1.json"
 
 
 class Connection:
-    __slots__ = ("expiry", "gw", "request", "session", "ws")
+    __slots__ = ("close_reason", "expiry", "gw", "request", "session", "ws")
 
     def __init__(self, gw: Gateway, request: web.Request, ws: web.WebSocketResponse, session: Session) -> None:
         self.gw = gw
@@ -53,6 +53,7 @@ class Connection:
         self.ws = ws
         self.session = session
         self.expiry: asyncio.TimerHandle | None = None
+        self.close_reason = ""  # why the gateway closed it, when it did (e.g. "slow consumer")
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -129,8 +130,7 @@ class Connection:
                 },
             )
             reason = await self._read_loop()
-            if self.ws.close_code == CloseCode.SLOW_CONSUMER:
-                reason = "slow consumer"
+            reason = self.close_reason or reason
         except Exception:
             log.exception("session failed", extra={"session": session.id})
             reason = "internal error"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from argus_protocol import Stream, Subjects, decode_event
+from argus_protocol import Stream, Subjects, decode_event, event_period
 from argus_protocol.messages import Gap
 from argus_service.natswire import subscribe_now, unsubscribe_now
 from nats.aio.client import Client
@@ -35,20 +35,23 @@ log = logging.getLogger("argus.fanout")
 _CLOCK_EVERY = 64  # sessions flushed between looks at the clock
 GATHER_FACTOR = 2.0  # the next flush waits this many times as long as the last round of writes took
 MIN_GATHER = 0.0005  # below this, write at the end of the loop turn
+LATE_QUIET = 0.2  # seconds without late events that end a late burst
 HISTORY_IDLE = 10.0  # seconds a topic keeps its compacted view after the last replay used it
 
 
 class Clock:
     """Envelope timestamps, formatted at most once per millisecond (they are per frame)."""
 
-    __slots__ = ("_ms", "_text")
+    __slots__ = ("_ms", "_text", "us")
 
     def __init__(self) -> None:
         self._ms = -1
         self._text = b""
+        self.us = 0  # epoch µs of the last now()
 
     def now(self) -> bytes:
         ns = time.time_ns()
+        self.us = ns // 1000
         ms = ns // 1_000_000
         if ms != self._ms:
             self._ms = ms
@@ -69,6 +72,7 @@ class Hub:
         flush_budget: float = 0.004,
         flush_interval: float = 0.0,
         max_gather: float = 0.02,
+        max_event_age: float = 5.0,
     ) -> None:
         self.nc = nc
         self.subjects = subjects
@@ -78,6 +82,8 @@ class Hub:
         self.flush_budget = flush_budget  # seconds one flush pass may hold the loop
         self.flush_interval = flush_interval  # fixed gathering; 0: adaptive, up to max_gather
         self.max_gather = max_gather
+        self.max_age_us = int(max_event_age * 1e6)  # older on arrival: not live (a burst NATS held back)
+        self._late: set[Topic] = set()  # topics inside such a burst
         self._gather = 0.0  # seconds the next flush waits, from the cost of the last round of writes
         self._round = 0.0
         self.topics: dict[str, Topic] = {}
@@ -160,6 +166,11 @@ class Hub:
         except msgspec.MsgspecError:
             log.warning("undecodable event", extra={"subject": topic.subject})
             return
+        kind_ok = type(event) is topic.kind  # apart from the test below: mypy would narrow `event` by it
+        if not kind_ok or event.symbol != topic.stream.symbol or event_period(event) != topic.stream.period:
+            self.metrics.dropped.labels("foreign").inc()  # a publisher on NATS that should not be there
+            log.warning("event does not match its subject", extra={"subject": topic.subject, "symbol": event.symbol})
+            return
         seq = event.seq
         last = topic.last_seq
         if last:
@@ -172,13 +183,44 @@ class Hub:
         topic.last_seq = seq
         topic.live += 1
         topic.remember(entry_of(event, raw))
-        frames = EventFrames(event, raw, self.clock.now())
+        now = self.clock.now()
+        if event.ts and self.max_age_us and self.clock.us - event.ts > self.max_age_us:
+            if not topic.late_from:  # too late to be live: one GAP and the newest as a snapshot, after it
+                topic.late_from = seq
+                self._late.add(topic)
+            topic.late_to = seq
+            topic.late_at = self._loop.time()
+            return
+        if topic.late_from:
+            self._end_late(topic)
+        frames = EventFrames(event, raw, now)
         for variant, sessions in topic.by_variant.items():
             data = frames.get(variant)
             for s in sessions:
                 s.push_data(data, topic)
         if event.ts:
             self._event_ts.append(event.ts)
+
+    def _end_late(self, topic: Topic) -> None:
+        """A burst of late events is over: clients hear of it as a GAP, then get its newest state."""
+        self._late.discard(topic)
+        first, last = topic.late_from, topic.late_to
+        topic.late_from = topic.late_to = 0
+        newest = topic.newest
+        resend = topic.stream.type != "trade" and newest is not None and newest.seq == last  # a trade is no state
+        gap_to = last - 1 if resend else last
+        if gap_to >= first:
+            self.gap_all(topic, first, gap_to, "late")
+        if not resend or newest is None:
+            return
+        event = decode_event(newest.raw)
+        event.snapshot = True
+        frames = EventFrames(event, newest.raw, self.clock.now())
+        key = topic.key
+        for session in topic.sessions:
+            if session.holds and key in session.holds:
+                continue  # its pending replay carries the newest state
+            session.push_frame(frames.get(session.single))
 
     def mark_dirty(self, session: Session) -> None:
         self._dirty.append(session)
@@ -194,7 +236,7 @@ class Hub:
         self._flush_scheduled = False
         dirty = self._dirty
         self._dirty = []
-        frames = nbytes = writes = 0
+        frames = nbytes = writes = skipped = 0
         behind = self._behind
         pump = self.pump
         started = time.perf_counter()
@@ -213,6 +255,9 @@ class Hub:
                     writes += 1
                 if s.behind or s.replays:
                     behind.add(s)  # looked at again as its socket drains
+                if s.skipped:
+                    skipped += s.skipped
+                    s.skipped = 0
             i = end
             if i < n and time.perf_counter() > deadline:
                 # A pass over thousands of sockets must not hold the loop: NATS reads, handshakes
@@ -234,6 +279,8 @@ class Hub:
             self.metrics.messages_sent.inc(frames)
             self.metrics.bytes_sent.inc(nbytes)
             self.metrics.writes.inc(writes)
+        if skipped:
+            self.metrics.dropped.labels("conflated").inc(skipped)
         if self._received:
             self.metrics.nats_messages.inc(self._received)
             self._received = 0
@@ -250,7 +297,11 @@ class Hub:
         swept = 0.0
         while True:
             await asyncio.sleep(0.05)
+            skipped = 0
             for s in list(self._behind):
+                if s.skipped:  # quotes conflated while behind: counted here, where behind ones are seen
+                    skipped += s.skipped
+                    s.skipped = 0
                 if s.closed:
                     self._behind.discard(s)
                     continue
@@ -264,7 +315,12 @@ class Hub:
                         self.metrics.writes.inc()
                 if not s.behind and not s.replays:
                     self._behind.discard(s)
+            if skipped:
+                self.metrics.dropped.labels("conflated").inc(skipped)
             now = self._loop.time()
+            if self._late:
+                for topic in [t for t in self._late if now - t.late_at > LATE_QUIET]:
+                    self._end_late(topic)
             if now - swept >= 1.0:
                 swept = now
                 self._sweep(now)

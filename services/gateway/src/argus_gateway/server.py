@@ -53,7 +53,7 @@ class Gateway:
         self.subjects = Subjects(cfg.nats.subject_prefix)
         self.gateway_id = cfg.server.gateway_id or default_gateway_id()
         self.auth = Authenticator(cfg.security.api_keys, cfg.security.jwt_secret)
-        self.sources = SourceTracker()
+        self.sources = SourceTracker(quiet=3 * cfg.datasource.status_interval)
         self.sessions: dict[Session, Connection] = {}
         self.draining = False
         self.nc: Client | None = None
@@ -61,6 +61,7 @@ class Gateway:
         self.commands: Commands | None = None
         self.announcer: DemandAnnouncer | None = None
         self._store: DirectGet | None = None
+        self._nats_lost_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -89,6 +90,7 @@ class Gateway:
             flush_interval=cfg.server.flush_interval_ms / 1000.0,
             flush_budget=cfg.server.flush_budget_ms / 1000.0,
             max_gather=cfg.server.max_gather_ms / 1000.0,
+            max_event_age=cfg.server.max_event_age_ms / 1000.0,
         )
         self._store = DirectGet(self.nc, timeout=retention.fetch_timeout)
         await self._store.start()
@@ -156,8 +158,15 @@ class Gateway:
     def ready(self) -> tuple[bool, str]:
         if self.draining:
             return False, "draining"
-        if self.nc is None or not self.nc.is_connected:
+        if self.nc is None:
             return False, "nats not connected"
+        if not self.nc.is_connected:
+            away = time.monotonic() - (self._nats_lost_at or time.monotonic())
+            if away > self.cfg.server.nats_grace:
+                return False, f"nats not connected for {away:.0f}s"
+            return True, f"degraded: nats reconnecting for {away:.1f}s"  # a blip keeps the Service
+        if self.sources.nothing_heard(time.monotonic()):
+            return True, "degraded: no source heard on NATS"
         return True, "ok"
 
     async def drain(self) -> None:
@@ -231,6 +240,7 @@ class Gateway:
         if conn is None:
             session.closed = True
             return
+        conn.close_reason = "slow consumer"
         conn.error(ErrorCode.SLOW_CONSUMER, f"outbox exceeded {session.outbox_bytes} bytes; closing")
         session.write_now()
         session.closed = True  # nothing more queues for it
@@ -275,9 +285,19 @@ class Gateway:
     async def _watch_sources(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for st in self.sources.check_silence():
-                self._broadcast_status(st)
-            self.metrics.sources_down.set(self.sources.silent)
+            now = time.monotonic()
+            if self.nc is not None and self.nc.is_connected:  # with NATS away, silence is ours, not theirs
+                for st in self.sources.check_silence():
+                    self._broadcast_status(st)
+            if self.sources.nothing_heard(now) and any(s.streams for s in self.sessions):
+                own = self.sources.set_own("down", self.sources.silence_reason(now, self.subjects.prefix))
+                if own is not None:
+                    self._broadcast_status(own)
+            elif self.sources.heard_any and self._nats_lost_at is None:
+                own = self.sources.set_own("live", "a source is heard again")
+                if own is not None:
+                    self._broadcast_status(own)
+            self.metrics.sources_down.set(self.sources.silent + (1 if self.sources.nothing_heard(now) else 0))
 
     async def _stats(self) -> None:
         interval = self.cfg.logging.stats_interval
@@ -304,6 +324,11 @@ class Gateway:
 
     async def _on_reconnect(self) -> None:
         self.metrics.nats_connected.set(1)
+        self._nats_lost_at = None
+        self.sources.heard_now(time.monotonic())  # sources get their heartbeat intervals afresh
+        own = self.sources.set_own("live", "NATS connection restored")
+        if own is not None:
+            self._broadcast_status(own)
         if self.nc is not None:
             await ensure_streams(self.nc, self.cfg.retention, self.subjects)
         if self.announcer is not None:
@@ -311,3 +336,8 @@ class Gateway:
 
     async def _on_disconnect(self) -> None:
         self.metrics.nats_connected.set(0)
+        if self._nats_lost_at is None:
+            self._nats_lost_at = time.monotonic()
+        own = self.sources.set_own("stale", "gateway lost its NATS connection: data may be late or missing")
+        if own is not None:
+            self._broadcast_status(own)

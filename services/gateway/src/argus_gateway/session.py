@@ -71,11 +71,13 @@ class Session:
         "outbox_bytes",
         "pending",
         "plain",
+        "quote_gaps",
         "quotes",
         "remote",
         "replays",
         "single",
         "size",
+        "skipped",
         "slow_close",
         "streams",
         "symbols",
@@ -128,7 +130,9 @@ class Session:
         self.dirty = False
         self.behind = False
         self.closed = False
-        self.quotes: dict[str, bytes] = {}
+        self.quotes: dict[str, tuple[int, bytes]] = {}  # behind: the newest quote per stream, with its seq
+        self.quote_gaps: dict[str, list[Any]] = {}  # quotes skipped while past the outbox bound
+        self.skipped = 0  # quotes conflated away since the hub last counted them
         self.gaps: dict[str, list[Any]] = {}
         self.holds: dict[str, _Hold] = {}  # stream key -> live events waiting for its replay
         self.replays: deque[ReplayRequest] = deque()
@@ -183,7 +187,17 @@ class Session:
     def _push_behind(self, data: bytes, topic: Topic) -> None:
         key = topic.key
         if topic.stream.type == "quote":
-            self.quotes[key] = data  # conflate: only the newest quote per stream waits
+            prev = self.quotes.get(key)
+            if prev is not None:  # conflated: only the newest quote per stream waits
+                self.skipped += 1
+                if self.gaps or self.size >= self.outbox_bytes:  # and past its bound: announced as lost
+                    gap = self.quote_gaps.get(key)
+                    if gap is None:
+                        st = topic.stream
+                        self.quote_gaps[key] = [st.type, st.symbol, st.period, prev[0], prev[0]]
+                    else:
+                        gap[4] = prev[0]
+            self.quotes[key] = (topic.last_seq, data)
             return
         gap = self.gaps.get(key)
         if gap is not None:
@@ -317,14 +331,14 @@ class Session:
             if self.batched:
                 self._seal()
             frames = self.pending
-            for gap in self.gaps.values():
+            for gap in (*self.gaps.values(), *self.quote_gaps.values()):
                 frames.append(self.gap_frame(self, gap[0], gap[1], gap[2], gap[3], gap[4], "slow_consumer"))
             if self.quotes:
                 if self.batch:
-                    self.batched.extend(self.quotes.values())
+                    self.batched.extend(data for _, data in self.quotes.values())
                     self._seal()
                 else:
-                    frames.extend(self.quotes.values())
+                    frames.extend(data for _, data in self.quotes.values())
         elif buffered > self.high_water:
             self.behind = True
             self.fast = False
@@ -340,6 +354,9 @@ class Session:
         t.write(frames[0] if len(frames) == 1 else b"".join(frames))
         n = len(frames) + self.merged
         self._sent()
+        if t.get_write_buffer_size() > self.high_water:  # the socket did not take it: behind from now on
+            self.behind = True
+            self.fast = False
         return n, nbytes
 
     def _written_size(self) -> int:
@@ -359,6 +376,8 @@ class Session:
             self.quotes = {}
         if self.gaps:
             self.gaps = {}
+        if self.quote_gaps:
+            self.quote_gaps = {}
 
     def write_now(self) -> None:
         """Before a close: put everything queued on the wire regardless of backpressure."""
@@ -388,6 +407,8 @@ class Session:
             self.quotes = {}
         if self.gaps:
             self.gaps = {}
+        if self.quote_gaps:
+            self.quote_gaps = {}
         if self.holds:
             self.holds = {}
         if self.replays:
@@ -410,6 +431,8 @@ class Session:
             self.held.pop(key, None)
         if self.quotes:
             self.quotes.pop(key, None)
+        if self.quote_gaps:
+            self.quote_gaps.pop(key, None)
         if self.gaps:
             self.gaps.pop(key, None)
         hold = self.holds.pop(key, None)

@@ -15,13 +15,16 @@ log = logging.getLogger("argus.sources")
 _dec = msgspec.msgpack.Decoder(SourceStatus)
 
 MISSED_BEATS = 3  # heartbeats a source may miss before the gateway calls it down
+GATEWAY = "gateway"  # the `source` of the gateway's own STATUS (NATS lost, no source heard)
 
 
 class SourceTracker:
     """Keeps the newest status per source and per (source, symbol); detects silent sources."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, quiet: float = 15.0) -> None:
         self._clock = clock
+        self._started = clock()
+        self._quiet = quiet  # seconds with no source heard at all before that is reported
         self.overall: dict[str, SourceStatus] = {}
         self.symbols: dict[tuple[str, str], SourceStatus] = {}
         self._heard: dict[str, tuple[float, float]] = {}  # source -> (last heard, interval)
@@ -51,6 +54,37 @@ class SourceTracker:
             return st if (was_silent or st.state != "live" or st.unsupported) else None
         changed = prev.state != st.state or prev.reason != st.reason or prev.unsupported != st.unsupported
         return st if changed else None
+
+    # The gateway's own state, reported like a source's: `source: "gateway"`.
+    def set_own(self, state: str, reason: str) -> SourceStatus | None:
+        """Record the gateway's own STATUS; returns it when it changed (to broadcast)."""
+        prev = self.overall.get(GATEWAY)
+        if prev is None and state == "live":
+            return None  # nothing was wrong
+        if prev is not None and prev.state == state:
+            return None
+        st = SourceStatus(source=GATEWAY, state=state, since=iso_now(), reason=reason)  # type: ignore[arg-type]
+        if state == "live":
+            self.overall.pop(GATEWAY, None)
+        else:
+            self.overall[GATEWAY] = st
+        return st
+
+    @property
+    def heard_any(self) -> bool:
+        return bool(self._heard)
+
+    def nothing_heard(self, now: float) -> bool:
+        """No source has ever been heard, for longer than a source's heartbeats would take."""
+        return not self._heard and now - self._started > self._quiet
+
+    def silence_reason(self, now: float, prefix: str) -> str:
+        where = f"subject prefix {prefix!r}" if prefix else "no subject prefix"
+        return f"no source heard on NATS for {now - self._started:.0f}s: is an ingestor running, with {where}?"
+
+    def heard_now(self, now: float) -> None:
+        """Back from a NATS outage: every source's silence counts from now."""
+        self._heard = {source: (now, interval) for source, (_, interval) in self._heard.items()}
 
     def check_silence(self) -> list[SourceStatus]:
         """Sources whose heartbeat stopped: a synthesized `down` for each, once."""

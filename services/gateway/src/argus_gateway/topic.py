@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from argus_protocol import Stream
+from argus_protocol import KlineEvent, QuoteEvent, Stream, TickEvent, TradeEvent
+
+EVENT_TYPES: dict[str, type] = {"quote": QuoteEvent, "tick": TickEvent, "kline": KlineEvent, "trade": TradeEvent}
 
 if TYPE_CHECKING:
     from .session import Session
@@ -39,7 +41,11 @@ class Topic:
         "history",
         "history_loading",
         "key",
+        "kind",
         "last_seq",
+        "late_at",
+        "late_from",
+        "late_to",
         "limit",
         "live",
         "newest",
@@ -58,6 +64,9 @@ class Topic:
         self.subject = subject
         self.stream = stream
         self.key = stream.key
+        self.kind = EVENT_TYPES[stream.type]  # the one event class this subject may carry
+        self.late_from = self.late_to = 0  # a burst of events too old to be live, by seq
+        self.late_at = 0.0
         self.limit = limit  # most entries the compacted view keeps (the store's per-subject count)
         self.sessions: dict[Session, None] = {}
         self.by_variant: dict[int, dict[Session, None]] = {}

@@ -33,10 +33,7 @@ class Collector:
         return self.of(Disconnected)
 
     def last_seq(self, key: str) -> int:
-        for e in reversed(self.events):
-            if isinstance(e, DataEvent) and e.key == key:  # type: ignore[misc,arg-type]
-                return int(e.seq)
-        return 0
+        return last_seq(self.events, key)
 
     async def until(self, what: Any, timeout: float = 15.0, message: str = "") -> None:
         """Wait until `what()` is true (checked every 50 ms)."""
@@ -48,3 +45,11 @@ class Collector:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s: {message}; last events: {self.events[-5:]}")
             await asyncio.sleep(0.05)
+
+
+def last_seq(events: list[Any], key: str) -> int:
+    """The seq of the newest event of stream `key` in `events` (0: none)."""
+    for e in reversed(events):
+        if isinstance(e, DataEvent) and e.key == key:  # type: ignore[misc,arg-type]
+            return int(e.seq)
+    return 0

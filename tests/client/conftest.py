@@ -33,7 +33,9 @@ def gw(own_nats: NatsServer, gateway) -> Callable[..., int]:  # type: ignore[no-
     """A gateway on the private NATS with a 1 s heartbeat: gw(*flags) -> websocket port."""
 
     def start(*flags: str, config: dict | None = None) -> int:
-        port, _ = gateway("--heartbeat-interval", "1", *flags, url=own_nats.url, env={"ARGUS_CONFIG": ""}, config=config)
+        port, _ = gateway(
+            "--heartbeat-interval", "1", *flags, url=own_nats.url, env={"ARGUS_CONFIG": ""}, config=config
+        )
         return int(port)
 
     return start

@@ -39,7 +39,8 @@ async def test_links_cut_twice_while_publishing_fast_lose_nothing(own_nats, mark
     nc = await nats.connect(own_nats.url)
     published = Published()
     await published.start(nc)
-    client = ArgusClient(proxy.url, backoff=Backoff(initial=0.2, maximum=1.0))
+    # away at least 0.3 s each time: the market moves on meanwhile (20 updates/s per symbol)
+    client = ArgusClient(proxy.url, backoff=Backoff(initial=0.5, maximum=1.0, floor=0.3))
     async with client:
         col = Collector(client)
         await client.subscribe(SYMBOLS, TYPES, ["1m"])

@@ -36,7 +36,6 @@ from .models import (
     Subscriptions,
     TickEvent,
     TradeEvent,
-    Unsubscribed,
     Welcome,
 )
 from .seqbook import SeqBook
@@ -454,7 +453,9 @@ class ArgusClient:
         try:
             while end is None:
                 if welcomed:
-                    wait = self.liveness_timeout or (2.5 * (self.welcome.heartbeat_interval if self.welcome else 30) + 1)
+                    wait = self.liveness_timeout or (
+                        2.5 * (self.welcome.heartbeat_interval if self.welcome else 30) + 1
+                    )
                 else:
                     wait = self.connect_timeout
                 try:

@@ -35,15 +35,18 @@ $(XTQ)/.unpacked: | $(STAMP)
 	$(BIN)/python -m zipfile -e $(XTQ)/xtquant-*.whl $(XTQ)
 	@touch $@
 
-# The board's tests drive Debian's Chromium headless (DevTools protocol); installed when missing.
-# apt-get needs root (CI is root); elsewhere this says what to run and the board tests skip.
+# The board's tests drive Debian's Chromium headless (DevTools protocol), with a CJK font for its
+# screenshots (分时); installed when missing. apt-get needs root (CI is root); elsewhere this says
+# what to run and the board tests skip.
+BROWSER_PKGS := chromium fonts-wqy-microhei
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@if ! command -v chromium >/dev/null 2>&1 || ! test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
 	  else \
-	    echo "make: chromium is missing; 'sudo apt-get install chromium' enables the board tests (skipped now)"; \
-	  fi; }
+	    echo "make: the board tests need 'sudo apt-get install $(BROWSER_PKGS)' (skipped without chromium)"; \
+	  fi; \
+	fi
 
 test: $(STAMP) $(XTQ)/.unpacked browser
 	XTQUANT_DIR=$(CURDIR)/$(XTQ) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -24,7 +24,7 @@ class GatewayOn:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
 
-    def start(self, *flags: str) -> int:
+    def start(self, *flags: str, env: dict[str, str] | None = None) -> int:
         argv = [
             str(BIN / "argus-gateway"),
             "--host",
@@ -40,8 +40,8 @@ class GatewayOn:
             *self.flags,
             *flags,
         ]
-        env = {"ARGUS_CONFIG": "", "LOG_FILE": str(self.log_dir / f"gateway-{self.port}.jsonl")}
-        self.proc = Proc(argv, env, self.log_dir, f"gateway-{self.port}")
+        full_env = {"ARGUS_CONFIG": "", "LOG_FILE": str(self.log_dir / f"gateway-{self.port}.jsonl"), **(env or {})}
+        self.proc = Proc(argv, full_env, self.log_dir, f"gateway-{self.port}")
         self.procs.append(self.proc)
         try:
             wait_port(self.port, 20)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -123,9 +124,12 @@ async def test_fen_shi_and_kline_come_from_history_then_live_and_resume_across_a
         "10.51",
         "200",
     )
-    # the gateway dies; the market goes on; it comes back; the page resumes where it was
-    gw.kill()
+    # the gateway restarts (SIGTERM: it drains); the market goes on; the page resumes where it was
+    assert gw.proc is not None
+    gw.proc.proc.send_signal(signal.SIGTERM)
     await browser.until(f"{STATE} === 'reconnecting'", 10, "the page saw the gateway go")
+    assert gw.proc.proc.wait(10) == 0, "the page left on STATUS draining; the gateway did not wait for it"
+    assert await browser.eval("argusBoard.states.some(s => s.reason === 'draining')")
     await minutes(33, 35)
     await nc.publish(subject("quote", sym), quote(sym, 3, price=9.8))
     await asyncio.sleep(0.3)

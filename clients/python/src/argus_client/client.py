@@ -15,11 +15,11 @@ import inspect
 import itertools
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from yarl import URL
 
 from .backoff import Backoff
 from .inbox import Inbox
@@ -650,8 +650,8 @@ class ArgusClient:
             return str(value) if value else None
         return token
 
-    def _full_url(self, url: str) -> URL:
-        u = URL(url)
+    def _full_url(self, url: str) -> str:
+        """The URL with the delivery options as query parameters (docs/protocol.md §1)."""
         query: dict[str, str] = {}
         if self.encoding == MSGPACK:
             query["encoding"] = MSGPACK
@@ -659,7 +659,11 @@ class ArgusClient:
             query["batch"] = "1"
         if self.conflate_ms:
             query["conflate_ms"] = str(self.conflate_ms)
-        return u.update_query(query) if query else u
+        if not query:
+            return url
+        parts = urllib.parse.urlsplit(url)
+        merged = [*urllib.parse.parse_qsl(parts.query), *query.items()]
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(merged)))
 
 
 def _ws_url(url: str) -> str:

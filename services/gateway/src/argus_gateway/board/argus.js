@@ -235,7 +235,7 @@ export class ArgusClient {
         if (data.source === "gateway" && data.state === "draining") {
           this.leaveAfter = data.reconnect_after_ms || 1000;
           this.emit("status", data);
-          this.ws.close(1001, "draining"); // leave now, come back after the hint
+          this.ws.close(1000, "draining"); // leave now, come back after the hint (browsers send only 1000 or 3000-4999)
           return;
         }
         return this.emit("status", data);

@@ -292,7 +292,10 @@ function empty(ctx, canvas, text) {
 }
 
 // ------------------------------------------------------------------ status line
+const states = []; // the last connection states, newest last (shown in the badge one at a time)
 function onState(s) {
+  states.push({ state: s.state, reason: s.reason || "", at: Date.now() });
+  if (states.length > 100) states.shift();
   const badge = $("#conn");
   badge.dataset.state = s.state;
   if (s.state === "open") badge.textContent = `live · ${s.session}`;
@@ -423,4 +426,4 @@ showSources();
 client.connect();
 
 // for people poking at the page from the console, and for its tests
-window.argusBoard = { client, rows, tick, kline, get selected() { return selected; }, get gaps() { return gaps; } };
+window.argusBoard = { client, rows, tick, kline, states, get selected() { return selected; }, get gaps() { return gaps; } };

@@ -12,6 +12,7 @@ import nats
 from argus_client import ArgusClient, Backoff, Gap, Replayed, Status
 from collector import Collector
 from feedcheck import Published, problems
+from wsclient import Client as WsClient
 
 SYMBOLS = ["000001.SZ", "600000.SH"]
 TYPES = ["quote", "trade", "tick", "kline"]
@@ -23,6 +24,11 @@ async def settle(col: Collector, published: Published) -> dict[str, int]:
     upto = {key: published.newest(key) for key in CHECKED}
     await col.until(lambda: all(col.last_seq(k) >= n for k, n in upto.items()), 15, f"caught up to {upto}")
     return upto
+
+
+async def drain(ws: WsClient) -> None:
+    async for _ in ws.ws:
+        pass
 
 
 def assert_complete(col: Collector, published: Published, upto: dict[str, int]) -> None:
@@ -39,6 +45,10 @@ async def test_links_cut_twice_while_publishing_fast_lose_nothing(own_nats, mark
     nc = await nats.connect(own_nats.url)
     published = Published()
     await published.start(nc)
+    # another user of the gateway keeps the streams wanted, so the market goes on while we are away
+    bystander = await WsClient.connect(port)
+    await bystander.subscribe(SYMBOLS, TYPES, periods=["1m"])
+    reading = asyncio.create_task(drain(bystander))  # it reads (and answers pings), or the gateway drops it
     # away at least 0.3 s each time: the market moves on meanwhile (20 updates/s per symbol)
     client = ArgusClient(proxy.url, backoff=Backoff(initial=0.5, maximum=1.0, floor=0.3))
     async with client:
@@ -53,6 +63,8 @@ async def test_links_cut_twice_while_publishing_fast_lose_nothing(own_nats, mark
         await asyncio.sleep(1.0)
         upto = await settle(col, published)
     await nc.close()
+    reading.cancel()
+    await bystander.close()
     assert_complete(col, published, upto)
     assert [c.attempt for c in col.connects] == [1, 2, 3]
     assert len(col.disconnects) == 2
@@ -74,6 +86,9 @@ async def test_gateway_drain_moves_the_client_to_the_other_gateway_without_loss(
     nc = await nats.connect(own_nats.url)
     published = Published()
     await published.start(nc)
+    bystander = await WsClient.connect(other)  # keeps the market going while the client moves
+    await bystander.subscribe(SYMBOLS, TYPES, periods=["1m"])
+    reading = asyncio.create_task(drain(bystander))
     client = ArgusClient([draining.url, f"ws://127.0.0.1:{other}/"])
     async with client:
         col = Collector(client)
@@ -86,7 +101,12 @@ async def test_gateway_drain_moves_the_client_to_the_other_gateway_without_loss(
         await asyncio.sleep(1.0)
         upto = await settle(col, published)
     await nc.close()
+    reading.cancel()
+    await bystander.close()
     assert_complete(col, published, upto)
+    moved = col.connects[1].resumed
+    replayed = [r for r in col.of(Replayed) if r.id and any(k in moved for k in r.streams)]
+    assert sum(s.count for r in replayed for k, s in r.streams.items() if k.startswith("trade:")) > 0
     status = next(s for s in col.of(Status) if s.source == "gateway")
     assert status.state == "draining" and status.reconnect_after_ms == 1000
     gone = col.disconnects[0]

@@ -335,6 +335,7 @@ class ArgusClient:
 
     # ------------------------------------------------------------------ reading
     def __aiter__(self) -> AsyncIterator[Any]:
+        """Events in order; one reader at a time (iteration, `next_event` or `run`)."""
         return self
 
     async def __anext__(self) -> Any:

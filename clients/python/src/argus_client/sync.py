@@ -35,7 +35,11 @@ class SyncArgusClient:
             await client.start()
             return client
 
-        self.client: ArgusClient = self._call(make())
+        try:
+            self.client: ArgusClient = self._call(make())
+        except BaseException:
+            self._stop_loop()
+            raise
         self._closed = False
         self._handlers: dict[str, list[Callable[[Any], Any]]] = {}
 
@@ -103,9 +107,12 @@ class SyncArgusClient:
         try:
             self._call(self.client.close(), timeout=10)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
     def __enter__(self) -> SyncArgusClient:
         return self

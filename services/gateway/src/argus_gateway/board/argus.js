@@ -115,7 +115,15 @@ export class ArgusClient {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.liveness);
-    if (this.ws) this.ws.close(1000);
+    const ws = this.ws;
+    this.ws = null; // so a connect() right after opens a new socket at once
+    this.welcome = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.close(1000);
+    }
+    for (const { reject } of this.replies.values()) reject(new Error("closed"));
+    this.replies.clear();
     this.setState("closed", { reason: "closed by the page" });
   }
 

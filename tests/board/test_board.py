@@ -13,6 +13,7 @@ from pathlib import Path
 import nats
 import yaml
 from cdp import Browser, artifact_dir
+from argus_protocol import SourceStatus, Subjects, encode_msgpack, iso_now
 from eventfactory import BarPlayer, quote, subject, unique_symbol
 from gatewayproc import GatewayOn
 
@@ -141,6 +142,15 @@ async def test_fen_shi_and_kline_come_from_history_then_live_and_resume_across_a
     assert tick["points"] == "35" and kline["points"] == "35"
     assert await browser.eval("document.querySelector('#gaps').dataset.count") == "0", "resume lost nothing"
     assert (await rows(browser))[0]["chg"] == "-0.20"
+    assert await browser.eval("document.querySelector('#sources').textContent") == "sources: no trouble reported"
+    # source STATUS: a stale source and a halted symbol show in the page
+    for status in (
+        SourceStatus(source="test", state="stale", since=iso_now(), reason="no upstream data", interval=60),
+        SourceStatus(source="test", state="halted", since=iso_now(), symbol=sym, interval=60),
+    ):
+        await nc.publish(Subjects().status("test"), encode_msgpack(status))
+    await browser.until("document.querySelector('#sources').textContent === 'test: stale'", 10, "source badge")
+    await browser.until("document.querySelector('#quotes .halt')?.textContent === 'halted'", 10, "halted mark")
     await nc.close()
     shot = await browser.screenshot(artifact_dir() / "board-history-resume.png")
     assert shot.stat().st_size > 10_000

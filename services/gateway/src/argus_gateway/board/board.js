@@ -309,7 +309,11 @@ function onState(s) {
   }
   if (s.state === "reconnecting" && s.reason === "refused or unreachable")
     notice("cannot reach the gateway (is it running? is this page's origin in security.allowed_origins?)");
-  if (s.state === "open") notice("");
+  if (s.state === "open") {
+    notice("");
+    sources.clear(); // a new session: the gateway states again what is not live
+    showSources();
+  }
 }
 
 function onStatus(st) {
@@ -328,6 +332,7 @@ function onStatus(st) {
     }
     return;
   }
+  if (st.source === "gateway") return; // draining: the connection badge says it
   sources.set(st.source, st.state);
   showSources();
 }

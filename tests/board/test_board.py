@@ -12,8 +12,8 @@ from pathlib import Path
 
 import nats
 import yaml
-from cdp import Browser, artifact_dir
 from argus_protocol import SourceStatus, Subjects, encode_msgpack, iso_now
+from cdp import Browser, artifact_dir
 from eventfactory import BarPlayer, quote, subject, unique_symbol
 from gatewayproc import GatewayOn
 

@@ -5,19 +5,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Every library and service is its own package; libraries first so services resolve them.
 PACKAGES := $(sort $(dir $(wildcard libs/*/pyproject.toml))) $(sort $(dir $(wildcard services/*/pyproject.toml)))
+# Client SDKs stand alone (no Argus imports); the Python one with pandas for its to_dataframe() tests.
+CLIENTS := ./clients/python[pandas]
 
 # Every variable given to make reaches the stack as an environment variable:
 # make run MOCK_RATE=10 MOCK_UNIVERSE=1000, make run DATASOURCE_TYPE=tdx TDX_HOSTS=10.0.0.5:7709
 .EXPORT_ALL_VARIABLES:
 
-.PHONY: run test bench lint format install clean
+.PHONY: run test bench lint format install clean browser
 
 install: $(STAMP)
 
-$(STAMP): requirements-dev.txt $(addsuffix pyproject.toml,$(PACKAGES))
+$(STAMP): requirements-dev.txt $(addsuffix pyproject.toml,$(PACKAGES)) clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
+	$(BIN)/python -m pip install -q -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES)) -e '$(CLIENTS)'
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -33,7 +35,20 @@ $(XTQ)/.unpacked: | $(STAMP)
 	$(BIN)/python -m zipfile -e $(XTQ)/xtquant-*.whl $(XTQ)
 	@touch $@
 
-test: $(STAMP) $(XTQ)/.unpacked
+# The board's tests drive Debian's Chromium headless (DevTools protocol), with a CJK font for its
+# screenshots (分时); installed when missing. apt-get needs root (CI is root); elsewhere this says
+# what to run and the board tests skip.
+BROWSER_PKGS := chromium fonts-wqy-microhei
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	  else \
+	    echo "make: the board tests need 'sudo apt-get install $(BROWSER_PKGS)' (skipped without chromium)"; \
+	  fi; \
+	fi
+
+test: $(STAMP) $(XTQ)/.unpacked browser
 	XTQUANT_DIR=$(CURDIR)/$(XTQ) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -42,7 +57,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy $(wildcard libs/*/src) $(wildcard services/*/src)
+	$(BIN)/mypy $(wildcard libs/*/src) $(wildcard services/*/src) clients/python/src
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from .announce import DemandAnnouncer
 from .auth import Authenticator
+from .board import add_board_routes
 from .commands import Commands
 from .connection import Connection
 from .fanout import Hub
@@ -134,6 +135,7 @@ class Gateway:
         app = web.Application()
         app.router.add_get("/", handle)
         app.router.add_get("/ws", handle)
+        add_board_routes(app)  # the quote board's static files (board/)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = None

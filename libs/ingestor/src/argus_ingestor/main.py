@@ -19,6 +19,7 @@ from argus_service.process import install_stop_signals, run
 from argus_service.tracing import setup_tracing
 from prometheus_client import CollectorRegistry
 
+from .lease import SourceLease, lease_key
 from .registry import UnknownSource, load_source
 from .runner import Runner
 
@@ -87,7 +88,8 @@ def main(
         stop = asyncio.Event()
         install_stop_signals(stop)
         registry = CollectorRegistry()
-        runner = Runner(source, cfg, registry, always_on=always_on, tracer=tracing.tracer)
+        lease = SourceLease(lease_key(source_name, cfg.nats.subject_prefix), cfg.lease, registry=registry)
+        runner = Runner(source, cfg, registry, always_on=always_on, tracer=tracing.tracer, lease=lease)
         ops = OpsServer(registry, runner.ready)
         if cfg.metrics.enabled:
             await ops.start(cfg.metrics.host, cfg.metrics.port)

@@ -32,6 +32,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .demand import DemandTable
+from .lease import SourceLease
 from .source import Source, WantedSet
 from .status import StatusBoard
 
@@ -63,8 +64,10 @@ class Runner:
         *,
         always_on: Iterable[Stream] = (),
         tracer: trace.Tracer | None = None,
+        lease: SourceLease | None = None,
     ) -> None:
         self.source = source
+        self.lease = lease  # one publisher per source (lease.py); None: no check
         self.tracer = tracer or trace.NoOpTracer()
         self.name = source.name
         self.cfg = cfg
@@ -109,6 +112,8 @@ class Runner:
             return False, "nats not connected"
         if not self._ready:
             return False, "source starting"
+        if self.lease is not None and not self.lease.held:
+            return True, self.lease.describe()  # a standby is doing its job: waiting
         return True, "ok"
 
     # main loop ----------------------------------------------------------------------------
@@ -121,6 +126,8 @@ class Runner:
             stop=stop,
         )
         self.metrics.nats_connected.set(1)
+        if self.lease is not None:
+            await self.lease.acquire(self.nc)
         await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
         await self.nc.subscribe(self.subjects.demand_all(), cb=self._on_demand)
         await self._ask_for_demand()
@@ -149,6 +156,8 @@ class Runner:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.lease is not None:
+            await self.lease.release()
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -167,6 +176,7 @@ class Runner:
         publish = nc.publish
         sent: dict[str, int] = {}
         failed = 0
+        held = self.lease is None or self.lease.held
         for ev in batch:
             etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
             period = ev.kline.period if etype == "kline" else ""  # type: ignore[union-attr]
@@ -179,6 +189,8 @@ class Runner:
             ev.ts = stamp
             if not ev.source:
                 ev.source = name
+            if not held:
+                continue  # a standby stamps seq but does not publish: a lapse of ours shows as a GAP
             try:
                 await publish(state[1], encode_event(ev))
             except Exception as e:  # noqa: BLE001 - buffer full while NATS is away: the seq hole tells
@@ -191,6 +203,8 @@ class Runner:
             self.metrics.published.labels(etype).inc(n)
         if failed:
             self.metrics.publish_errors.inc(failed)
+        if not held and self.lease is not None:
+            self.lease.withhold(len(batch))
 
     async def _housekeeping(self) -> None:
         """Expire dead gateways' demand every half second; repeat status every interval."""
@@ -259,6 +273,8 @@ class Runner:
         nc = self.nc
         if nc is None or not nc.is_connected:
             return
+        if self.lease is not None and not self.lease.held:
+            return  # the holder's heartbeat speaks for the source
         status.ts = now_us()
         self._background.spawn(self._send(self.subjects.status(self.name), encode_msgpack(status)))
 

@@ -42,9 +42,9 @@ def dashboard_exprs() -> list[str]:
 
 
 def promtool() -> str | None:
-    configured = os.environ.get("PROMTOOL")
-    if configured and Path(configured).exists():
-        return configured
+    for candidate in (os.environ.get("PROMTOOL"), str(ROOT / ".run" / "prometheus" / "usr" / "bin" / "promtool")):
+        if candidate and Path(candidate).exists():
+            return candidate
     return shutil.which("promtool")
 
 

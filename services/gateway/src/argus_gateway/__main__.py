@@ -50,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     lc = cfg.logging
     setup_logging("gateway", lc.level, lc.file, lc.max_bytes, lc.backup_count, lc.format)
+    if cfg.security.enable_auth and not cfg.security.api_keys and not cfg.security.jwt_secret:
+        log.warning(
+            "auth is enabled but no API key (ARGUS_API_KEYS) or JWT secret (ARGUS_JWT_SECRET) is set: "
+            "every client will be refused"
+        )
 
     async def amain() -> int:
         stop = asyncio.Event()

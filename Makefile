@@ -40,7 +40,8 @@ PROMTOOL := .run/prometheus/usr/bin/promtool
 $(PROMTOOL): | $(STAMP)
 	@mkdir -p .run/prometheus
 	@if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then \
-	  (cd .run/prometheus && apt-get download -q prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb) \
+	  (cd .run/prometheus && { apt-get download -q prometheus || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download -q prometheus; }; } >/dev/null 2>&1 \
+	    && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb) \
 	  || echo "promtool: apt-get download prometheus failed; alert rules get parsed but not unit-tested"; \
 	else echo "promtool: no apt-get here; alert rules get parsed but not unit-tested"; fi
 

@@ -199,3 +199,17 @@ async def test_second_mock_ingestor_is_refused_and_takes_over_when_the_first_die
     finally:
         for p in procs:
             p.stop()
+
+
+async def test_a_holder_that_failed_open_takes_its_own_lease_back(own_nats: NatsServer) -> None:
+    nc = await nats.connect(own_nats.url)
+    lease = SourceLease("mock", LeaseConfig(ttl=10.0, renew=5.0), holder="me")
+    await lease.acquire(nc)
+    assert lease._task is not None
+    lease._task.cancel()
+    # as after JetStream stopped answering for a TTL: the holder published unchecked meanwhile
+    lease.state = "unchecked"
+    await lease._attempt()  # JetStream answers again; the record there is still its own
+    assert lease.state == "held" and lease.held, lease.describe()
+    await lease.release()
+    await nc.close()

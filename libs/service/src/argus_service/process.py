@@ -7,8 +7,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("argus.process")
 
@@ -38,6 +40,41 @@ def install_stop_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError, ValueError):
             signal.signal(sig, lambda signum, _frame: loop.call_soon_threadsafe(on_signal, signum))
+
+
+class Abandoned(ConnectionError):
+    """`stop` was set and the work was cancelled: waiting for it could not have achieved anything."""
+
+
+async def until_stopped(
+    work: Awaitable[T], stop: asyncio.Event, pointless: Callable[[], bool], grace: float = 6.0
+) -> T:
+    """Await `work`; once `stop` is set, keep waiting only while `pointless()` is False, `grace` s at most.
+
+    A service asked to stop lets its work finish cleanly (a drain of at most 5 s, a source's stop),
+    except when that work waits on something gone or stuck: a JetStream call on a NATS that is
+    reconnecting, or on a JetStream that does not answer, would hold a SIGTERM for its timeouts.
+    Then the work is cancelled and Abandoned is raised.
+    """
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        deadline = asyncio.get_running_loop().time() + grace
+        while not task.done():
+            if pointless() or asyncio.get_running_loop().time() >= deadline:
+                log.warning("stop: abandoning work that waits on NATS", extra={"grace": grace})
+                task.cancel()
+                break
+            await asyncio.wait({task}, timeout=0.1)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if task.cancelled() and stop.is_set():
+                raise Abandoned("stopped while waiting on NATS") from None
+            raise
+    finally:
+        stopper.cancel()
 
 
 def run(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool = True) -> int:

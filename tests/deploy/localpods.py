@@ -33,9 +33,8 @@ def image_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for line in stage.splitlines():
         if line.startswith("ENV "):
-            for key, value in re.findall(r"(\w+)=(\S*)", line[4:]):
-                env[key] = "" if value.startswith("$") and key != "PATH" else value
-    env.pop("PATH", None)
+            env.update(re.findall(r"(\w+)=(\S*)", line[4:]))
+    env.pop("PATH", None)  # the image's venv is this checkout's venv here (LocalPod.start sets PATH)
     return env
 
 

@@ -48,10 +48,20 @@ class Cluster:
         self.nats_ports: list[dict[str, int]] = []
 
     def secret_keys(self) -> set[str]:
-        keys = set()
-        for d in self.docs:
-            for line in json.dumps(d).split('"secretKeyRef": ')[1:]:
-                keys.add(json.loads(line[: line.index("}") + 1])["key"])
+        """Every key a secretKeyRef names, wherever it sits in the rendered resources."""
+        keys: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if "secretKeyRef" in node:
+                    keys.add(node["secretKeyRef"]["key"])
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+
+        walk(list(self.docs))
         return keys
 
     def start_nats(self) -> None:

@@ -54,7 +54,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/protocol/src libs/service/src libs/ingestor/src
+	$(BIN)/mypy $(wildcard libs/*/src) $(wildcard services/*/src)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -14,14 +14,14 @@ from typing import Any
 
 from . import loadgen
 from .ablate import ABLATIONS
-from .procstat import cpu_seconds, rss_kb
+from .procstat import rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
 from .stack import Stack, gateway_counter
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def plans_for(s: Scenario) -> list[list[str]]:
+def symbols_for(s: Scenario) -> list[list[str]]:
     universe = [f"{i:06d}.SZ" for i in range(1, s.universe + 1)]
     if s.hot:
         return [universe[: s.symbols_per_client] for _ in range(s.clients)]
@@ -29,6 +29,19 @@ def plans_for(s: Scenario) -> list[list[str]]:
         [universe[(c * s.symbols_per_client + j) % s.universe] for j in range(s.symbols_per_client)]
         for c in range(s.clients)
     ]
+
+
+def waits_for(s: Scenario) -> tuple[int, int]:
+    """(snapshots, REPLAYEDs) a client gets for its SUBSCRIBEs when every stream has data."""
+    snapshots = replayed = 0
+    for r in s.requests:
+        types = r.get("data_types", ["quote"])
+        if r.get("history"):
+            replayed += 1
+            snapshots += s.symbols_per_client if "quote" in types else 0  # a replayed quote is its snapshot
+        elif s.snapshot:
+            snapshots += s.symbols_per_client * sum(len(r.get("periods", ["1m"])) if t == "kline" else 1 for t in types)
+    return snapshots, replayed
 
 
 def percentile(sorted_us: list[int], q: float) -> float | None:
@@ -53,6 +66,7 @@ def run(
         0 if two_cores else None,
         deflate=s.deflate,
         gateway_env=gateway_env,
+        mock_env=s.mock_env,
         ablate=ablate,
     )
     stack.start()
@@ -62,12 +76,15 @@ def run(
         parent, child = mp.Pipe()
         if sample_every is None:
             sample_every = max(1, int(s.offered // 2000))  # ~2000 latency samples per second
+        plans = [s.subscribes(syms) for syms in symbols_for(s)]
         proc = mp.Process(
             target=loadgen.main,
             args=(
                 f"ws://127.0.0.1:{stack.ws_port}/" + (f"?{s.query}" if s.query else ""),
-                plans_for(s),
-                3.0,
+                plans,
+                waits_for(s),
+                s.burst,
+                5.0 if s.burst else 3.0,  # a wave is measured from 5 s after its last SUBSCRIBE
                 duration,
                 sample_every,
                 1 if two_cores else None,
@@ -76,15 +93,23 @@ def run(
             ),
         )
         proc.start()
-        if not parent.poll(600) or parent.recv() != "counting":
+        signal = parent.recv() if parent.poll(600) else None
+        rss_connected = base_rss
+        if signal == "connected":  # a burst: everyone is connected, the wave of SUBSCRIBEs follows
+            rss_connected = rss_kb(pid)
+            signal = parent.recv() if parent.poll(600) else None
+        if signal != "counting":
             raise RuntimeError("load generator did not start counting")
         writes0 = gateway_counter(stack.metrics_port, "websocket_writes_total")
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        store0 = gateway_counter(stack.metrics_port, "gateway_store_calls_total")
+        cpus0, t0 = stack.cpu_seconds(), time.monotonic()
         rss_loaded = rss_kb(pid)
         if not parent.poll(duration + 120):
             raise RuntimeError("load generator gave no result")
-        cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        cpus1, t1 = stack.cpu_seconds(), time.monotonic()
         writes1 = gateway_counter(stack.metrics_port, "websocket_writes_total")
+        store_calls = gateway_counter(stack.metrics_port, "gateway_store_calls_total")
+        store_streams = gateway_counter(stack.metrics_port, "gateway_store_requests_total")
         result = parent.recv()
         proc.join(30)
         peak_rss = rss_kb(pid, "VmHWM")
@@ -92,6 +117,9 @@ def run(
         stack.stop()
     lat = sorted(result["latencies_us"])
     delivered = result["messages"] / result["elapsed"]
+    ready = result["ready_s"]
+    cpu_pct = {name: round(100 * (cpus1[name] - cpus0[name]) / (t1 - t0), 1) for name in cpus0}
+    gw_cpu = cpus1["gateway"] - cpus0["gateway"]
     return {
         "scenario": s.name,
         "options": s.query + (" deflate" if s.deflate else ""),
@@ -111,13 +139,29 @@ def run(
         "p999_ms": percentile(lat, 0.999),
         "latency_samples": len(lat),
         "seq_holes": result["holes"] if sample_every == 1 else None,
-        "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "gateway_cpu_pct": cpu_pct["gateway"],
+        "cpu_pct": cpu_pct,  # every process of the stack, over the measuring window
         "gateway_writes_per_s": round((writes1 - writes0) / (t1 - t0)),
-        "cpu_us_per_message": round(1e6 * (cpu1 - cpu0) / max(1, result["messages"]), 2),
+        "cpu_us_per_message": round(1e6 * gw_cpu / max(1, result["messages"]), 2),
         "gateway_peak_rss_mb": round(peak_rss / 1024, 1),
         "rss_per_connection_kb": round((rss_loaded - base_rss) / max(1, result["connected"]), 1),
+        "rss_connected_mb": round(rss_connected / 1024, 1),
         "duration_s": round(result["elapsed"], 1),
+        "subscribe_wave_s": round(result["subscribe_s"], 3),
+        "ready_clients": len(ready),
+        "ready_waiting": result["waiting"],
+        "ready_p50_s": _quantile(ready, 0.5),
+        "ready_p99_s": _quantile(ready, 0.99),
+        "ready_max_s": round(ready[-1], 3) if ready else None,
+        "ready_within_3s_pct": round(100 * sum(1 for r in ready if r <= 3.0) / max(1, result["connected"]), 2),
+        "store_streams": store_streams,
+        "store_calls": store_calls,
+        "store_calls_in_window": store_calls - store0,
     }
+
+
+def _quantile(sorted_s: list[float], q: float) -> float | None:
+    return round(sorted_s[min(len(sorted_s) - 1, int(q * len(sorted_s)))], 3) if sorted_s else None
 
 
 def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -135,15 +179,18 @@ def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str
     return {"scenario": "knee", "knee_rate": None, "note": f"no knee up to rate {KNEE_RATES[-1]}", "steps": steps}
 
 
-HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | gateway CPU | CPU µs/msg | writes/s | peak RSS | RSS/conn |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 def row(r: dict[str, Any]) -> str:
+    cpu = r.get("cpu_pct", {})
     return (
         f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
-        f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['gateway_cpu_pct']}% | "
+        f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | "
+        f"{cpu.get('gateway')}% / {cpu.get('mock')}% / {cpu.get('nats')}% | "
         f"{r['cpu_us_per_message']} | {r['gateway_writes_per_s']:,} | "
-        f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB |"
+        f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB | "
+        f"{r['ready_p99_s']} / {r['ready_max_s']} ({r['ready_within_3s_pct']}% ≤ 3 s) |"
     )
 
 

@@ -7,13 +7,16 @@ production code carries no switches for this; the swaps live here and touch noth
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from argus_gateway import __main__ as gateway_main
 from argus_gateway import fanout, session
-from argus_gateway.frames import ws_frame
+from argus_gateway.dataframe import EventFrames
+from argus_gateway.recall import entry_of
+from argus_gateway.topic import Topic
 from argus_protocol import decode_event
 from argus_service import process
 
@@ -40,19 +43,15 @@ def per_frame_writes() -> None:
 def encode_per_session() -> None:
     """Every session encodes and frames the event itself instead of sharing one frame."""
 
-    def dispatch(self: fanout.Hub, topic: fanout.Topic, raw: bytes) -> None:
+    def dispatch(self: fanout.Hub, topic: Topic, raw: bytes) -> None:
         self._received += 1
         event = decode_event(raw)
         topic.last_seq = event.seq
-        topic.last_raw = raw
         topic.live += 1
+        topic.remember(entry_of(event, raw))
         ts = self.clock.now()
         for s in topic.sessions:
-            if s.binary:
-                frame = ws_frame(fanout._msgpack_envelope(raw, ts), True)
-            else:
-                frame = ws_frame(fanout._json_envelope(event, ts), False)
-            s.push_data(frame, topic)
+            s.push_data(EventFrames(event, raw, ts).get(s.variant), topic)
         if event.ts:
             self._event_ts.append(event.ts)
 
@@ -61,27 +60,41 @@ def encode_per_session() -> None:
 
 def asyncio_loop() -> None:
     """The standard asyncio event loop instead of uvloop."""
-    gateway_main.run = lambda main: process.run(main, use_uvloop=False)  # type: ignore[assignment]
+    gateway_main.run = lambda main: process.run(main, use_uvloop=False)  # type: ignore[assignment,misc]
 
 
 def async_iterator_subscriptions() -> None:
     """nats-py's `async for msg in sub.messages` per subject instead of a callback."""
-    original_open = fanout.Hub._open
 
-    async def _open(self: fanout.Hub, topic: fanout.Topic) -> None:
-        sub = await self.nc.subscribe(topic.subject, pending_msgs_limit=200_000, pending_bytes_limit=256 << 20)
-        topic.sub = sub
-        if topic.ready is not None and not topic.ready.done():
-            topic.ready.set_result(True)
-
-        async def pump() -> None:
+    def _open(self: fanout.Hub, topic: Topic) -> None:
+        async def start() -> None:
+            assert self.nc is not None
+            sub = await self.nc.subscribe(topic.subject, pending_msgs_limit=200_000, pending_bytes_limit=256 << 20)
+            topic.sub = sub
             async for msg in sub.messages:
                 self.dispatch(topic, msg.data)
 
-        self._background.spawn(pump())
+        tasks.add(asyncio.get_running_loop().create_task(start()))
 
+    tasks: set[asyncio.Task[None]] = set()
     fanout.Hub._open = _open  # type: ignore[method-assign]
-    del original_open
+
+
+def subscribe_and_wait() -> None:
+    """nats-py's own `await subscribe()` per subject (a flusher round each) instead of subscribe_now."""
+
+    def _open(self: fanout.Hub, topic: Topic) -> None:
+        async def on_msg(msg: Any) -> None:
+            self.dispatch(topic, msg.data)
+
+        async def start() -> None:
+            assert self.nc is not None
+            topic.sub = await self.nc.subscribe(topic.subject, cb=on_msg, pending_msgs_limit=200_000)
+
+        tasks.add(asyncio.get_running_loop().create_task(start()))
+
+    tasks: set[asyncio.Task[None]] = set()
+    fanout.Hub._open = _open  # type: ignore[method-assign]
 
 
 def unchunked_flush() -> None:
@@ -100,6 +113,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "asyncio-loop": asyncio_loop,
     "async-iterator": async_iterator_subscriptions,
     "unchunked-flush": unchunked_flush,
+    "subscribe-and-wait": subscribe_and_wait,
 }
 
 

@@ -19,6 +19,11 @@ from typing import Any
 
 JSON_MARK = b'"type":"DATA"'
 MSGPACK_MARK = b"\xa4DATA"
+# what snapshot and replayed DATA carry (both flags, in this order, on a replayed quote snapshot)
+MARKS = {
+    False: (b'"snapshot":true', b'"replay":true', b'"snapshot":true,"replay":true', b'"type":"REPLAYED"'),
+    True: (b"\xa8snapshot\xc3", b"\xa6replay\xc3", b"\xa8snapshot\xc3\xa6replay\xc3", b"\xa8REPLAYED"),
+}
 _JSON_TS = re.compile(rb'"ts":(\d+)')
 _MSGPACK_TS = b"\xa2ts\xcf"  # the key "ts", then a uint64
 PONG = bytes((0x8A, 0x80)) + b"\x00\x00\x00\x00"  # unsolicited masked pong: keeps the server's heartbeat happy
@@ -38,22 +43,53 @@ def masked_frame(payload: bytes, binary: bool) -> bytes:
     return head + mask + body
 
 
+class Initial:
+    """What one client waits for after its SUBSCRIBEs: a snapshot per stream, a REPLAYED per
+    history request; `at` is when it had all of it (monotonic seconds)."""
+
+    __slots__ = ("at", "replayed", "sent_at", "snapshots", "want_replayed", "want_snapshots")
+
+    def __init__(self, want_snapshots: int, want_replayed: int) -> None:
+        self.want_snapshots = want_snapshots
+        self.want_replayed = want_replayed
+        self.snapshots = 0
+        self.replayed = 0
+        self.sent_at = 0.0
+        self.at = 0.0 if (want_snapshots or want_replayed) else -1.0
+
+    def seen(self, snapshots: int, replayed: int) -> None:
+        self.snapshots += snapshots
+        self.replayed += replayed
+        if self.snapshots >= self.want_snapshots and self.replayed >= self.want_replayed:
+            self.at = time.monotonic()
+
+
 class CountingClient(asyncio.Protocol):
-    def __init__(self, counter: Any, host: str, path: str, subscribe: bytes, binary: bool) -> None:
+    def __init__(
+        self, counter: Any, host: str, path: str, subscribes: list[bytes], binary: bool, initial: Initial, defer: bool
+    ) -> None:
         self.counter = counter
         self.request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
-        self.subscribe = masked_frame(subscribe, binary)
+        self.subscribes = b"".join(masked_frame(m, binary) for m in subscribes)
+        self.defer = defer  # burst: SUBSCRIBE only when told (send_subscribes), not on connect
         self.binary = binary
         self.mark = MSGPACK_MARK if binary else JSON_MARK
-        self.keep = len(self.mark) - 1  # bytes carried over so a marker split across reads still counts
+        self.snap, self.replay, self.both, self.replayed = MARKS[binary]
+        self.initial = initial
+        self.keep = len(self.both) - 1  # bytes carried over so a marker split across reads still counts
         self.tail = b""
         self.head = b""
         self.n = 0
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def send_subscribes(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.initial.sent_at = time.monotonic()
+            self.transport.write(self.subscribes)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -74,16 +110,25 @@ class CountingClient(asyncio.Protocol):
                 return
             data = self.head[end + 4 :]
             self.head = b""
-            assert self.transport is not None
-            self.transport.write(self.subscribe)
+            if not self.defer:
+                self.send_subscribes()
             self.ready.set_result(True)
-        buf = self.tail + data
+        tail = self.tail
+        buf = tail + data
         self.tail = buf[-self.keep :]
         c = self.counter
-        if not c.counting:
+        # a marker wholly inside the carried-over tail was counted with the previous read
+        n = buf.count(self.mark) - tail.count(self.mark)
+        if not n and self.initial.at:
             return
-        n = buf.count(self.mark)
-        if not n:
+        # snapshots and replays are the subscribe's answer, not live delivery: counted apart
+        snaps = buf.count(self.snap) - tail.count(self.snap)
+        both = buf.count(self.both) - tail.count(self.both)
+        flagged = snaps + buf.count(self.replay) - tail.count(self.replay) - both
+        if not self.initial.at:
+            self.initial.seen(snaps, buf.count(self.replayed) - tail.count(self.replayed))
+        n -= flagged
+        if not c.counting or n <= 0:
             return
         before = self.n
         self.n += n

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from .counting import CountingClient
+from .counting import MARKS, CountingClient, Initial
 
 
 class Counter:
@@ -45,28 +45,35 @@ def _payload(frame: WSFrame) -> bytes:
 
 
 class Client(WSListener):
-    def __init__(self, counter: Counter, subscribe: bytes, binary: bool) -> None:
+    def __init__(self, counter: Counter, subscribes: list[bytes], binary: bool, initial: Initial) -> None:
         self.counter = counter
-        self.subscribe = subscribe
+        self.subscribes = subscribes
         self.binary = binary
+        self.initial = initial
+        self.snap, self.replay, _, self.replayed = MARKS[binary]
         self.n = 0
         self.last_seq: dict[str, int] = {}
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        if self.binary:
-            transport.send(WSMsgType.BINARY, self.subscribe)
-        else:
-            transport.send(WSMsgType.TEXT, self.subscribe)
+        self.initial.sent_at = time.monotonic()
+        for m in self.subscribes:
+            transport.send(WSMsgType.BINARY if self.binary else WSMsgType.TEXT, m)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         c = self.counter
+        mt = frame.msg_type
+        if mt != WSMsgType.TEXT and mt != WSMsgType.BINARY:  # a million frames a second pass here
+            return
+        if not self.initial.at or not c.counting:
+            payload = _payload(frame)
+            if self.snap in payload or self.replay in payload or self.replayed in payload:
+                if not self.initial.at:
+                    self.initial.seen(payload.count(self.snap), payload.count(self.replayed))
+                return  # the subscribe's answer, not live delivery
         if not c.counting:
             return
         if c.batch:
             self._on_batch(frame)
-            return
-        mt = frame.msg_type
-        if mt != WSMsgType.TEXT and mt != WSMsgType.BINARY:  # a million frames a second pass here
             return
         c.messages += 1
         self.n += 1
@@ -105,11 +112,22 @@ class Client(WSListener):
 
 
 async def run_clients(
-    url: str, plans: list[list[str]], warmup: float, duration: float, sample_every: int, out: Any, deflate: bool
+    url: str,
+    plans: list[list[dict[str, Any]]],
+    waits: tuple[int, int],
+    burst: bool,
+    warmup: float,
+    duration: float,
+    sample_every: int,
+    out: Any,
+    deflate: bool,
 ) -> dict[str, Any]:
+    """`plans`: each client's SUBSCRIBE messages; `waits`: (snapshots, REPLAYEDs) each client
+    should get for them; `burst`: connect everyone, then send every SUBSCRIBE at once."""
     counter = Counter(sample_every, "batch=1" in url)
     binary = "encoding=msgpack" in url
     encode = msgspec.msgpack.encode if binary else (lambda m: json.dumps(m).encode())
+    initials: list[Initial] = []
     headers = {"Sec-WebSocket-Extensions": "permessage-deflate"} if deflate else None
     transports: list[Any] = []
     t0 = time.monotonic()
@@ -119,23 +137,23 @@ async def run_clients(
     path = split.path + (f"?{split.query}" if split.query else "")
     loop = asyncio.get_running_loop()
 
-    def subscribe(syms: list[str]) -> bytes:
-        return encode({"type": "SUBSCRIBE", "data": {"symbols": syms, "snapshot": False}})
-
-    async def connect(syms: list[str]) -> Any:
+    async def connect(messages: list[dict[str, Any]]) -> Any:
+        subs = [encode(m) for m in messages]
+        initial = Initial(*waits)
         if counting:
-            proto = CountingClient(counter, split.netloc, path, subscribe(syms), binary)
-            await loop.create_connection(lambda: proto, split.hostname, split.port)
+            proto = CountingClient(counter, split.netloc, path, subs, binary, initial, defer=burst)
+            await loop.create_connection(lambda: proto, split.hostname or "127.0.0.1", split.port or 80)
             try:
                 await asyncio.wait_for(proto.ready, 15)
             except BaseException:
                 proto.close()
                 raise
+            initials.append(initial)
             return proto
-        sub = subscribe(syms)
         transport, _ = await ws_connect(
-            lambda: Client(counter, sub, binary), url, websocket_handshake_timeout=15, extra_headers=headers
+            lambda: Client(counter, subs, binary, initial), url, websocket_handshake_timeout=15, extra_headers=headers
         )
+        initials.append(initial)
         return transport
 
     async def keepalive() -> None:
@@ -149,7 +167,7 @@ async def run_clients(
     pinger = asyncio.create_task(keepalive()) if counting else None
     pending = list(plans)
     for _attempt in range(3):  # a busy gateway may time out some handshakes: try those again
-        failed: list[list[str]] = []
+        failed: list[list[dict[str, Any]]] = []
         for i in range(0, len(pending), 200):  # connect in waves so the accept queue keeps up
             batch = pending[i : i + 200]
             results = await asyncio.gather(*(connect(syms) for syms in batch), return_exceptions=True)
@@ -165,6 +183,13 @@ async def run_clients(
     connected = len(transports)
 
     connect_s = time.monotonic() - t0
+    subscribe_s = 0.0
+    if burst and counting:
+        out.send("connected")  # the parent reads the gateway's RSS before the wave
+        t1 = time.monotonic()
+        for t in transports:  # the whole wave in one loop turn: every SUBSCRIBE within a second
+            t.send_subscribes()
+        subscribe_s = time.monotonic() - t1
     await asyncio.sleep(warmup)
     out.send("counting")  # the parent starts its CPU window now
     counter.counting = True
@@ -179,9 +204,13 @@ async def run_clients(
             t.close()
         else:
             t.disconnect()
+    ready = sorted(i.at - i.sent_at for i in initials if i.at > 0)
     return {
         "connected": connected,
         "connect_s": connect_s,
+        "subscribe_s": subscribe_s,
+        "ready_s": ready,  # per client: SUBSCRIBE to holding every snapshot and REPLAYED it asked for
+        "waiting": sum(1 for i in initials if i.at == 0),
         "messages": counter.messages,
         "holes": counter.holes,
         "elapsed": elapsed,
@@ -192,7 +221,9 @@ async def run_clients(
 
 def main(
     url: str,
-    plans: list[list[str]],
+    plans: list[list[dict[str, Any]]],
+    waits: tuple[int, int],
+    burst: bool,
     warmup: float,
     duration: float,
     sample_every: int,
@@ -205,10 +236,11 @@ def main(
         os.sched_setaffinity(0, {cpu})
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    coro = run_clients(url, plans, waits, burst, warmup, duration, sample_every, out, deflate)
     try:
         import uvloop
 
-        result = uvloop.run(run_clients(url, plans, warmup, duration, sample_every, out, deflate))
+        result = uvloop.run(coro)
     except ImportError:
-        result = asyncio.run(run_clients(url, plans, warmup, duration, sample_every, out, deflate))
+        result = asyncio.run(coro)
     out.send(result)

@@ -1,8 +1,9 @@
-"""The benchmark scenarios of issue 3: clients × symbols of a universe at a rate, plus options."""
+"""The benchmark scenarios: clients × symbols of a universe at a rate, how they subscribe, options."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,36 @@ class Scenario:
     duration: float = 30.0
     query: str = ""  # delivery options on the connection URL, e.g. "batch=1"
     deflate: bool = False  # clients offer permessage-deflate and the gateway allows it
+    snapshot: bool = True  # as a real client subscribes; False measures the steady state alone
+    burst: bool = False  # connect everyone first, then every SUBSCRIBE within the same second
+    # the SUBSCRIBEs each client sends for its symbols (data_types, periods, history); quotes by default
+    requests: tuple[dict[str, Any], ...] = ({},)
+    mock_env: dict[str, str] = field(default_factory=dict)  # the mock's settings for this load
+
+    @property
+    def live_per_update(self) -> int:
+        """Live DATA per symbol update: one per subscribed stream (a forming bar is re-sent)."""
+        return sum(
+            len(r.get("periods", ["1m"])) if t == "kline" else 1
+            for r in self.requests
+            for t in r.get("data_types", ["quote"])
+        )
 
     @property
     def offered(self) -> float:
-        """Messages per second the gateway should deliver (quotes only)."""
-        return self.clients * self.symbols_per_client * self.rate
+        """Live DATA per second the gateway should deliver."""
+        return self.clients * self.symbols_per_client * self.rate * self.live_per_update
+
+    @property
+    def replays(self) -> int:
+        """Requests per client that end with REPLAYED (those asking for history)."""
+        return sum(1 for r in self.requests if r.get("history"))
+
+    def subscribes(self, symbols: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"type": "SUBSCRIBE", "id": i, "data": {"symbols": symbols, "snapshot": self.snapshot, **r}}
+            for i, r in enumerate(self.requests)
+        ]
 
 
 _HEAVY = (1000, 20, 1000, 10.0)
@@ -32,7 +58,25 @@ SCENARIOS = {
         Scenario("heavy", *_HEAVY),
         Scenario("wide", 10000, 10, 5000, 1.0),
         Scenario("hot", 1000, 50, 50, 20.0, hot=True),
-        # heavy again, every client with one delivery option (PROTOCOL.md §1)
+        # every client subscribing in the same second, snapshots on; and the same without, for RSS
+        Scenario("stampede", 10000, 10, 5000, 1.0, burst=True),
+        Scenario("stampede-nosnap", 10000, 10, 5000, 1.0, burst=True, snapshot=False),
+        # a chart's subscribe: the day's 分时 and 240 one-minute bars, for 20 symbols per client
+        Scenario(
+            "stampede-history",
+            1000,
+            20,
+            1000,
+            1.0,
+            burst=True,
+            requests=(
+                {},
+                {"data_types": ["tick"], "history": "day"},
+                {"data_types": ["kline"], "periods": ["1m"], "history": 240},
+            ),
+            mock_env={"MOCK_HISTORY": "240", "MOCK_HISTORY_PERIODS": "1m", "MOCK_HISTORY_TRADES": "0"},
+        ),
+        # heavy again, every client with one delivery option (docs/protocol.md §1)
         Scenario("heavy-batch", *_HEAVY, query="batch=1"),
         Scenario("heavy-conflate", *_HEAVY, query="conflate_ms=250"),
         Scenario("heavy-msgpack", *_HEAVY, query="encoding=msgpack"),

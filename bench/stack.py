@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .procstat import cpu_seconds
+
 BIN = Path(sys.executable).parent
 
 
@@ -51,36 +53,46 @@ class Stack:
         *,
         deflate: bool = False,
         gateway_env: dict[str, str] | None = None,
+        mock_env: dict[str, str] | None = None,
         ablate: str | None = None,
     ) -> None:
         self.ablate = ablate
         self.deflate = deflate
         self.gateway_env = gateway_env or {}
+        self.mock_env = mock_env or {}
         self.rate = rate
         self.universe = universe
         self.max_connections = max_connections
-        self.gateway_cpu = gateway_cpu
+        self.stack_cpu = gateway_cpu  # nats-server, the mock and the gateway share this core
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.named: dict[str, int] = {}  # process name -> pid
         self.store = tempfile.mkdtemp(prefix="argus-bench-")
         self.ws_port = free_port()
         self.metrics_port = 0
 
-    def _spawn(self, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING", **extra_env}
         p = subprocess.Popen(
             argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_child_setup
         )
         self.procs.append(p)
+        self.named[name] = p.pid
+        if self.stack_cpu is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(p.pid, {self.stack_cpu})  # one core for the whole service, as deployed
         return p
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.named.items()}
 
     def start(self) -> None:
         nats_port = free_port()
         nats_bin = shutil.which("nats-server", path=str(BIN)) or "nats-server"
-        self._spawn([nats_bin, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", self.store])
+        self._spawn("nats", [nats_bin, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", self.store])
         wait_port(nats_port)
         url = f"nats://127.0.0.1:{nats_port}"
         mport = free_port()
         self._spawn(
+            "mock",
             [
                 str(BIN / "argus-ingestor-mock"),
                 "--nats-url",
@@ -93,13 +105,17 @@ class Stack:
                 str(self.universe),
                 "--seed",
                 "1",
-            ]
+                # no seeded past unless the scenario asks: it would load NATS and the mock's core
+                *(() if "MOCK_HISTORY" in self.mock_env else ("--history", "0")),
+            ],
+            **self.mock_env,
         )
         wait_port(mport)
         gport = self.metrics_port = free_port()
         # an ablation runs the same gateway with one technique swapped out (bench/ablate.py)
         launcher = [sys.executable, "-m", "bench.ablate", self.ablate] if self.ablate else [str(BIN / "argus-gateway")]
         self.gateway = self._spawn(
+            "gateway",
             [
                 *launcher,
                 "--host",
@@ -119,8 +135,6 @@ class Stack:
             **self.gateway_env,
         )
         wait_port(self.ws_port)
-        if self.gateway_cpu is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(self.gateway.pid, {self.gateway_cpu})
         time.sleep(1.0)  # let the mock's universe start streaming
 
     def stop(self) -> None:

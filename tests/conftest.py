@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import nats
 import pytest
+import yaml
+from nats.aio.client import Client as NATS
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -60,9 +64,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 @pytest.fixture
 def gateway(nats_url: str, tmp_path: Path, procs: list[Proc]):  # type: ignore[no-untyped-def]
-    """Factory: gateway(*flags, env=...) -> (ws port, metrics port)."""
+    """Factory: gateway(*flags, env=..., config={...}) -> (ws port, metrics port)."""
 
-    def make(*extra: str, env: dict[str, str] | None = None, url: str | None = None) -> tuple[int, int]:
+    def make(
+        *extra: str, env: dict[str, str] | None = None, url: str | None = None, config: dict[str, Any] | None = None
+    ) -> tuple[int, int]:
+        if config is not None:
+            path = tmp_path / f"gateway-{len(procs)}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            extra = ("--config", str(path), *extra)
         p, port, mport = start_gateway(url or nats_url, tmp_path, *extra, env=env)
         procs.append(p)
         return port, mport
@@ -80,3 +90,18 @@ def ingestor(nats_url: str, tmp_path: Path, procs: list[Proc]):  # type: ignore[
         return mport
 
     return make
+
+
+@pytest.fixture
+async def nc_for() -> AsyncIterator[Callable[[str], Awaitable[NATS]]]:
+    """Factory: NATS clients for a given server URL, closed after the test."""
+    made: list[NATS] = []
+
+    async def make(url: str) -> NATS:
+        client = await nats.connect(url)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()

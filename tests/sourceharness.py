@@ -18,6 +18,11 @@ class Recorder:
         self.name = name
         self.statuses: list[dict[str, Any]] = []
         self.errors: Counter[str] = Counter()
+        self.losses: list[tuple[Stream, int]] = []  # ctx.lost(stream, count) calls, in order
+        self.retained: dict[Stream, int] = {}  # what JetStream holds: a test fills it; 0 otherwise
+
+    def retained_seq(self, stream: Stream) -> int:
+        return self.retained.get(stream, 0)
 
     def status(
         self, state: str, *, symbol: str | None = None, reason: str | None = None, unsupported: list[str] | None = None
@@ -26,6 +31,9 @@ class Recorder:
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] += 1
+
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        self.losses.append((stream, count))
 
     def states(self, symbol: str | None = None) -> list[str]:
         return [s["state"] for s in self.statuses if s["symbol"] == symbol]
@@ -42,6 +50,7 @@ class SourceHarness:
         self.source = source
         self.ctx = ctx
         self.events: list[Event] = []
+        self.batches: list[list[Event]] = []  # as yielded, for tests of what goes out together
         self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Any:
@@ -56,6 +65,7 @@ class SourceHarness:
 
     async def _collect(self) -> None:
         async for batch in self.source.events():
+            self.batches.append(batch)
             self.events.extend(batch)
 
     def want(self, *streams: tuple[str, ...]) -> None:

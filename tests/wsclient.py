@@ -205,3 +205,52 @@ class StalledClient(RawClient):
             elif f.opcode == 8 and len(f.payload) >= 2:
                 self.close_code = int.from_bytes(f.payload[:2], "big")
         return out
+
+
+class LiteClient:
+    """A WebSocket client on asyncio streams, cheap enough to open thousands at once."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int, path: str = "/") -> LiteClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise ConnectionError(head.decode(errors="replace"))
+        return cls(reader, writer)
+
+    def send(self, message: dict[str, Any]) -> None:
+        payload = json.dumps(message).encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    async def message(self) -> dict[str, Any]:
+        """The next text message (the gateway never fragments and never masks)."""
+        while True:
+            head = await self.reader.readexactly(2)
+            n = head[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif n == 127:
+                n = int.from_bytes(await self.reader.readexactly(8), "big")
+            payload = await self.reader.readexactly(n)
+            if head[0] & 0x0F == 1:
+                out: dict[str, Any] = json.loads(payload)
+                return out
+            if head[0] & 0x0F == 8:
+                raise ConnectionError("closed by the gateway")
+
+    def close(self) -> None:
+        self.writer.close()

@@ -32,8 +32,7 @@ class SlowTransport:
 
 
 async def test_flush_yields_after_its_budget_and_delivers_everything_next_turns() -> None:
-    hub = Hub(None, Subjects(), GatewayMetrics(CollectorRegistry()), snapshot_stream="", on_demand_change=lambda: None,
-              flush_budget=0.002)  # fmt: skip
+    hub = Hub(None, Subjects(), GatewayMetrics(CollectorRegistry()), on_demand_change=lambda: None, flush_budget=0.002)
     transports = [SlowTransport() for _ in range(1000)]  # 50 ms of writes in all
     sessions = [
         Session(

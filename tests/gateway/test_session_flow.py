@@ -110,7 +110,7 @@ async def test_two_clients_get_exactly_their_own_streams(gateway, nc: NATS) -> N
     await b.close()
 
 
-async def test_snapshot_on_subscribe_and_resume_announces_the_gap(gateway, nc: NATS) -> None:
+async def test_snapshot_on_subscribe_and_a_quote_resume_gets_the_newest_value(gateway, nc: NATS) -> None:
     port, _ = gateway()
     sym = unique_symbol()
     # Published before anyone subscribed: only JetStream's last-value stream holds it.
@@ -122,13 +122,15 @@ async def test_snapshot_on_subscribe_and_resume_announces_the_gap(gateway, nc: N
     await c.subscribe([sym], ["quote"])
     snap = (await c.data(1, symbol=sym))[0]
     assert snap["snapshot"] is True and snap["seq"] == 7 and snap["quote"]["price"] == 27
-    # A second client joins a stream that is live here: snapshot from memory, same content.
+    # A second client resumes from seq 4 on a stream held here: the newest value from memory (a
+    # quote supersedes the ones before it, so 5 and 6 are no loss), then REPLAYED.
     d = await Client.connect(port)
     await d.subscribe([sym], ["quote"], resume={f"quote:{sym}": 4})
-    gap = await d.expect("GAP")
-    assert gap["data"] == {"symbol": sym, "type": "quote", "from_seq": 5, "to_seq": 6, "reason": "resume_unavailable"}
     snap2 = (await d.data(1, symbol=sym))[0]
-    assert snap2["seq"] == 7 and snap2["snapshot"] is True
+    assert snap2["seq"] == 7 and snap2["snapshot"] is True and snap2["replay"] is True
+    replayed = await d.expect("REPLAYED")
+    assert replayed["data"]["streams"] == {f"quote:{sym}": {"from_seq": 7, "to_seq": 7, "count": 1, "recovered": True}}
+    assert not [m for m in d.seen if m["type"] == "GAP"]
     # snapshot=false: nothing until live data.
     e = await Client.connect(port)
     await e.subscribe([sym], ["quote"], snapshot=False)

@@ -175,7 +175,7 @@ def kinds(events: list) -> set[tuple[str, str]]:  # type: ignore[type-arg]
 
 
 async def test_source_publishes_quotes_for_the_universe_and_wanted_streams_only() -> None:
-    src = MockSource({"rate": 20, "universe": 3, "seed": 1})
+    src = MockSource({"rate": 20, "universe": 3, "seed": 1, "history": 0})
     ctx = Ctx()
     await src.start(ctx)
     src.want(WantedSet([Stream("trade", "300750.SZ"), Stream("kline", "000001.SZ", "5m"), Stream("tick", "000002.SZ")]))
@@ -195,7 +195,7 @@ async def test_source_publishes_quotes_for_the_universe_and_wanted_streams_only(
 
 
 async def test_updates_spread_over_the_second_in_small_batches() -> None:
-    src = MockSource({"rate": 1, "universe": 500, "seed": 1})
+    src = MockSource({"rate": 1, "universe": 500, "seed": 1, "history": 0})
     await src.start(Ctx())
     sizes: list[int] = []
 
@@ -212,7 +212,7 @@ async def test_updates_spread_over_the_second_in_small_batches() -> None:
 
 async def test_any_market_can_be_wanted_and_a_late_joiner_sees_the_whole_day() -> None:
     now = [bj("2026-11-23 10:00:00")]
-    src = MockSource({"rate": 1, "universe": 0, "seed": 3}, clock=lambda: now[0])
+    src = MockSource({"rate": 1, "universe": 0, "seed": 3, "history": 0}, clock=lambda: now[0])
     await src.start(Ctx())
     syms = ["AAPL.US", "00700.HK", "IF2412.IF", "430047.BJ"]
     src.want(WantedSet(Stream("quote", s) for s in syms))
@@ -232,7 +232,7 @@ async def test_any_market_can_be_wanted_and_a_late_joiner_sees_the_whole_day() -
 
 async def test_a_symbol_wanted_again_resumes_its_day() -> None:
     now = [bj("2026-11-23 10:00:00")]
-    src = MockSource({"rate": 1, "universe": 0, "seed": 3}, clock=lambda: now[0])
+    src = MockSource({"rate": 1, "universe": 0, "seed": 3, "history": 0}, clock=lambda: now[0])
     await src.start(Ctx())
     want = WantedSet([Stream("quote", "300750.SZ")])
     src.want(want)
@@ -251,7 +251,7 @@ async def test_a_symbol_wanted_again_resumes_its_day() -> None:
 
 async def test_schedule_cn_reports_closed_and_publishes_nothing_outside_sessions() -> None:
     sunday = bj("2026-11-22 10:00:00")
-    src = MockSource({"rate": 20, "universe": 2, "schedule": "cn"}, clock=lambda: sunday)
+    src = MockSource({"rate": 20, "universe": 2, "schedule": "cn", "history": 0}, clock=lambda: sunday)
     ctx = Ctx()
     await src.start(ctx)
     src.want(WantedSet([Stream("quote", "300750.SZ"), Stream("trade", "300750.SZ"), Stream("tick", "000001.SZ")]))
@@ -269,7 +269,7 @@ async def test_schedule_cn_reports_closed_and_publishes_nothing_outside_sessions
 
 async def test_schedule_cn_closes_bars_at_the_break_and_goes_live_again() -> None:
     now = [bj("2026-11-23 11:29:58")]
-    src = MockSource({"rate": 20, "universe": 0, "schedule": "cn", "seed": 2}, clock=lambda: now[0])
+    src = MockSource({"rate": 20, "universe": 0, "schedule": "cn", "seed": 2, "history": 0}, clock=lambda: now[0])
     ctx = Ctx()
     await src.start(ctx)
     src.want(WantedSet([Stream("kline", "000001.SZ", "1m"), Stream("tick", "000001.SZ")]))
@@ -287,9 +287,16 @@ async def test_schedule_cn_closes_bars_at_the_break_and_goes_live_again() -> Non
     await asyncio.sleep(0.3)
     assert ctx.statuses[-1][0] == "closed"
     closed = [e for e in events if (e.__struct_config__.tag == "kline" and e.kline.closed)]
-    assert [e.kline.open_time for e in closed] == ["2026-11-23T11:29:00+08:00"]
+    assert [e.kline.open_time for e in closed if e.kline.period == "1m" and e.symbol == "000001.SZ"] == [
+        "2026-11-23T11:29:00+08:00"
+    ]
+    # 000001.SZ is always on: its finished bars of every period go out (retention keeps the day)
+    assert {(e.kline.period, e.kline.open_time[11:16]) for e in closed if e.kline.period != "1m"} >= {
+        ("5m", "11:25"),
+        ("30m", "11:00"),
+    }
     closed_ticks = [e for e in events if e.__struct_config__.tag == "tick" and e.tick.closed]
-    assert [e.tick.time for e in closed_ticks] == ["2026-11-23T11:29:00+08:00"]
+    assert [e.tick.time for e in closed_ticks if e.symbol == "000001.SZ"] == ["2026-11-23T11:29:00+08:00"]
     n = len(events)
     await asyncio.sleep(0.2)
     assert len(events) == n  # nothing while closed

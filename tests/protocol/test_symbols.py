@@ -58,14 +58,28 @@ def test_every_valid_symbol_makes_a_well_formed_subject(code: str, market: str) 
     symbol = f"{code}.{market}"
     assert is_valid_symbol(symbol)
     subjects = Subjects()
-    for dtype in ("quote", "tick", "trade"):
-        subject = subjects.data(validate_stream(dtype, symbol))
+    for dtype in ("quote", "trade"):
+        subject = subjects.publish(validate_stream(dtype, symbol))
         tokens = subject.split(".")
         assert len(tokens) == 3 and all(tokens)
         assert not any(c in subject for c in "*> \t\r\n")
-        assert subjects.parse_data(subject) == Stream(dtype, symbol)
-    kline = subjects.data(validate_stream("kline", symbol, "5m"))
-    assert subjects.parse_data(kline) == Stream("kline", symbol, "5m")
+        assert (
+            subjects.parse_data(subject)
+            == Stream(dtype, symbol)
+            == subjects.parse_data(subjects.data(Stream(dtype, symbol)))
+        )
+    # a bar or minute's versions: forming and closed on subjects of their own, one wildcard for both
+    for stream in (validate_stream("tick", symbol), validate_stream("kline", symbol, "5m")):
+        forming, closed = subjects.publish(stream), subjects.publish(stream, closed=True)
+        assert forming.endswith(".forming") and closed.endswith(".closed")
+        assert not any(c in forming + closed for c in "*> \t\r\n")
+        assert subjects.data(stream) == forming.rpartition(".")[0] + ".*"
+        assert (
+            subjects.parse_data(forming)
+            == subjects.parse_data(closed)
+            == subjects.parse_data(subjects.data(stream))
+            == stream
+        )
 
 
 @given(st.text(max_size=48))

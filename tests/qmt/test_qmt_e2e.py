@@ -79,3 +79,27 @@ def test_python_dash_m_runs_the_same_cli() -> None:
         [sys.executable, "-m", "argus_ingestor_qmt", "--help"], capture_output=True, text=True, timeout=30
     )
     assert r.returncode == 0 and "--level2" in r.stdout and "--qmt-port" in r.stdout
+
+
+@needs_gateway
+async def test_a_type_the_source_cannot_serve_is_told_at_subscribe(ingestor, gateway, tmp_path: Path) -> None:
+    config = tmp_path / "qmt.yaml"
+    config.write_text(FAST_CONFIG.replace("level2: true", "level2: false"))
+    ingestor("qmt", "--config", str(config), env=fake_env())
+    ws_port, _ = gateway()
+    watcher = await Client.connect(ws_port)  # holds a quote, so the gateway hears and tracks qmt
+    c = await Client.connect(ws_port)
+    try:
+        await watcher.expect("WELCOME")
+        await watcher.subscribe(["000002.SZ"], ["quote"], snapshot=False)
+        await watcher.data(1, timeout=20, symbol="000002.SZ", source="qmt")
+        await c.expect("WELCOME")
+        await c.subscribe(["000001.SZ"], ["trade"], snapshot=False)
+        st = await c.expect("STATUS", timeout=5, source="qmt")  # right after SUBSCRIBED, not never
+        assert st["data"]["unsupported"] == ["trade"] and st["data"]["state"] in ("live", "closed")
+        await c.subscribe(["000001.SZ"], ["quote"], snapshot=False)  # a type it serves: no such STATUS
+        await c.data(1, timeout=20, symbol="000001.SZ", source="qmt")
+        assert [m for m in c.seen if m["type"] == "STATUS"] == [st]
+    finally:
+        await c.close()
+        await watcher.close()

@@ -45,7 +45,7 @@ async def run_qmt(nats_url: str) -> AsyncIterator:
         cfg = Config()
         cfg.nats.url = nats_url
         cfg.nats.subject_prefix = f"qmt{os.getpid()}x{next(_n)}"  # private subjects on the shared server
-        cfg.nats.snapshot_stream = ""
+        cfg.retention.enabled = False
         cfg.datasource.status_interval = 0.3
         source = QmtSource({**FAST, **options}, xtdata=fake, clock=Clock())
         runner = Runner(source, cfg, CollectorRegistry(), always_on=always_on)

@@ -43,7 +43,7 @@ async def run_tdx(nats_url: str) -> AsyncIterator:
         cfg = Config()
         cfg.nats.url = nats_url
         cfg.nats.subject_prefix = f"tdx{os.getpid()}x{next(_n)}"  # private subjects on the shared server
-        cfg.nats.snapshot_stream = ""
+        cfg.retention.enabled = False
         cfg.datasource.status_interval = 0.3
         source = TdxSource({**FAST, "hosts": hosts}, clock=Clock(at("10:00").replace(second=30)))
         runner = Runner(source, cfg, CollectorRegistry(), always_on=always_on)

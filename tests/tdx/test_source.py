@@ -205,7 +205,7 @@ async def test_nothing_answers_stale_then_down_with_host_and_reason(tdx_server) 
         assert states.index("stale") < states.index("down")
         reason = [s["reason"] for s in h.ctx.statuses if s["state"] == "down"][-1]
         assert f"127.0.0.1:{refusing.port}: connection closed" in reason
-        assert f"127.0.0.1:{gone}: cannot connect" in reason
+        assert f"127.0.0.1:{gone}: connection refused" in reason
         assert not h.events
 
 

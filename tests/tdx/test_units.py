@@ -7,17 +7,15 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 from argus_ingestor_tdx.__main__ import ENV_KEYS, FLAG_KEYS, add_arguments
-from argus_ingestor_tdx.calendar import TradingCalendar
+from argus_ingestor_tdx.calendar import TradingSchedule
 from argus_ingestor_tdx.client import exact_float32
 from argus_ingestor_tdx.hostpool import HostPool
 from argus_ingestor_tdx.instruments import PriceScale, to_tdx
-from argus_ingestor_tdx.options import DEFAULT_THREE_DECIMALS, load_options, parse_session
+from argus_ingestor_tdx.options import DEFAULT_THREE_DECIMALS, load_options
 from argus_ingestor_tdx.trades import TradeTracker
 from argus_protocol import BEIJING
 from argus_service.config import load_config
 from pytdx.helper import get_volume
-
-A_SHARE = [parse_session(s) for s in ("09:30-11:30", "13:00-15:00")]
 
 
 def bj(d: str, t: str) -> datetime:
@@ -25,26 +23,33 @@ def bj(d: str, t: str) -> datetime:
 
 
 def test_fenshi_index_maps_to_session_minutes_across_lunch() -> None:
-    cal = TradingCalendar(A_SHARE)
+    cal = TradingSchedule()
     day = date(2026, 11, 23)
-    assert len(cal.minutes) == 240
     assert cal.minute_at(day, 0) == bj("2026-11-23", "09:30")
     assert cal.minute_at(day, 119) == bj("2026-11-23", "11:29")
     assert cal.minute_at(day, 120) == bj("2026-11-23", "13:00")
     assert cal.minute_at(day, 239) == bj("2026-11-23", "14:59")
-    assert cal.minute_at(day, 240) is None
+    assert cal.minute_at(day, 240) is None and cal.minute_at(day, -1) is None
 
 
-def test_sessions_lunch_weekend_holiday_and_next_open() -> None:
-    cal = TradingCalendar(A_SHARE, holidays=[date(2026, 11, 24)])
-    assert cal.in_session(bj("2026-11-23", "09:30")) and cal.in_session(bj("2026-11-23", "14:59:59"))
-    assert not cal.in_session(bj("2026-11-23", "11:30")) and not cal.in_session(bj("2026-11-23", "15:00"))
-    assert not cal.in_session(bj("2026-11-21", "10:00"))  # Saturday
-    assert not cal.in_session(bj("2026-11-24", "10:00"))  # holiday
-    assert cal.next_open(bj("2026-11-23", "12:00")) == bj("2026-11-23", "13:00")
-    assert cal.next_open(bj("2026-11-23", "15:30")) == bj("2026-11-25", "09:30")  # skips the holiday
-    assert cal.in_session(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # 10:00 in Beijing
-    assert TradingCalendar(A_SHARE, always=True).in_session(bj("2026-11-21", "03:00"))
+def test_sessions_auctions_lunch_weekend_holiday_and_next_open() -> None:
+    cal = TradingSchedule(extra_closed=[date(2026, 11, 24)])
+    assert cal.active(bj("2026-11-23", "09:15")) and cal.active(bj("2026-11-23", "09:25:03"))  # call auction
+    assert cal.active(bj("2026-11-23", "09:30")) and cal.active(bj("2026-11-23", "14:59:59"))
+    assert not cal.active(bj("2026-11-23", "09:14")) and not cal.active(bj("2026-11-23", "11:30"))
+    assert not cal.active(bj("2026-11-23", "15:00"))
+    assert cal.closed_reason(bj("2026-11-23", "12:00")) == "lunch break"
+    assert not cal.active(bj("2026-11-21", "10:00"))  # Saturday
+    assert not cal.active(bj("2026-10-01", "10:00"))  # National Day, from the exchange calendar
+    assert not cal.active(bj("2026-10-10", "10:00"))  # a weekend make-up working day: the exchanges stay shut
+    assert cal.closed_reason(bj("2026-10-10", "10:00")).startswith("not a trading day")
+    assert not cal.active(bj("2026-11-24", "10:00"))  # an extra closed day from the options
+    assert cal.next_active(bj("2026-11-23", "12:00")) == bj("2026-11-23", "13:00")
+    assert cal.next_active(bj("2026-11-23", "15:30")) == bj("2026-11-25", "09:15")  # skips the closed day
+    assert cal.session_day(bj("2026-11-25", "09:25:03")) == date(2026, 11, 25)
+    assert cal.session_day(bj("2026-11-25", "02:00")) == date(2026, 11, 23)
+    assert cal.active(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # 10:00 in Beijing
+    assert TradingSchedule(always=True).active(bj("2026-11-21", "03:00"))
 
 
 def test_host_pool_rotates_and_backs_off_per_host() -> None:
@@ -74,7 +79,7 @@ def test_options_validate_with_the_key_named() -> None:
         ({}, "hosts"),
         ({"hosts": ["nohost"]}, "hosts"),
         ({"hosts": ["h:1"], "batch_size": 81}, "batch_size"),
-        ({"hosts": ["h:1"], "sessions": ["10:00-09:00"]}, "sessions"),
+        ({"hosts": ["h:1"], "sessions": ["09:30-11:30"]}, "sessions: no longer an option"),
         ({"hosts": ["h:1"], "holidays": ["soon"]}, "holidays"),
         ({"hosts": ["h:1"], "interval": 0}, "interval"),
     ]:

@@ -108,3 +108,49 @@ def test_cli_with_a_bad_streamer_url_exits_2_naming_the_key() -> None:
     )
     assert r.returncode == 2
     assert "ws_url" in r.stderr
+
+
+async def test_trades_missed_in_an_outage_reach_the_client_as_a_gap(
+    streamer: FakeStreamer, ingestor: Any, gateway: Any, tmp_path: Path
+) -> None:
+    ingestor(
+        "yahoo",
+        "--ws-url",
+        streamer.url,
+        "--chart-url",
+        "http://127.0.0.1:9",
+        "--schedule",
+        "always",
+        env={"YAHOO_CACHE_DIR": str(tmp_path / "yf-cache"), **NO_WAY_OUT},
+    )
+    ws_port, _ = gateway()
+    c = await Client.connect(ws_port)
+    try:
+        await c.expect("WELCOME")
+        await c.subscribe(["AAPL.US"], ["trade"], snapshot=False)
+        await streamer.wait(lambda: streamer.open() and streamer.current.subscribed() == {"AAPL"}, timeout=20)
+        t0 = ms("2026-11-23T10:15:00-05:00")
+        volume = 38_000_000
+        first: list[dict[str, Any]] = []
+        while not first:  # the gateway may take a moment to hold the subject: keep trading until a trade arrives
+            await streamer.push(id="AAPL", price=229.0, time=t0, day_volume=volume)
+            volume += 100
+            with contextlib.suppress(TimeoutError):
+                first = await c.data(1, timeout=0.5, symbol="AAPL.US")
+        before = first[0]["seq"]
+        streamer.drop()
+        await streamer.wait(lambda: len(streamer.open()) == 1 and streamer.current.subscribed() == {"AAPL"}, timeout=20)
+        await streamer.push(id="AAPL", price=229.5, time=t0 + 60_000, day_volume=volume + 250_000)  # unseen prints
+        await streamer.push(id="AAPL", price=229.5, time=t0 + 60_100, day_volume=volume + 250_100)
+        gap = await c.expect("GAP", timeout=10)
+        assert gap["data"] == {
+            "symbol": "AAPL.US",
+            "type": "trade",
+            "from_seq": before + 1,
+            "to_seq": before + 1,
+            "reason": "upstream",
+        }
+        (after,) = await c.data(1, timeout=10, symbol="AAPL.US")
+        assert after["seq"] == before + 2 and after["trade"]["volume"] == 100
+    finally:
+        await c.close()

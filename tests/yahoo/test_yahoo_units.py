@@ -10,6 +10,7 @@ import pytest
 from argus_ingestor_yahoo.decode import DecodeError, decode_frame, subscribe_message, unsubscribe_message
 from argus_ingestor_yahoo.options import load_options
 from argus_ingestor_yahoo.quotes import SymbolTape
+from argus_ingestor_yahoo.sessions import MarketClock
 from argus_ingestor_yahoo.symbols import NotOnYahoo, from_yahoo, to_yahoo
 from fake_streamer import pricing_frame
 from yahoo_fixtures import ms
@@ -67,7 +68,10 @@ def test_options_from_env_strings_and_market_override_keeps_the_others() -> None
         {"poll_interval": "12.5", "markets": {"HK": {"tz": "Asia/Hong_Kong", "sessions": ["09:30-16:10"]}}}
     )
     assert opts.poll_interval == 12.5
-    assert opts.markets["HK"].sessions == ["09:30-16:10"] and opts.markets["US"].tz == "America/New_York"
+    assert opts.markets["HK"].sessions == ["09:30-16:10"] and "US" not in opts.markets
+    clock = MarketClock({m: (mo.tz, mo.sessions) for m, mo in opts.markets.items()})
+    assert clock.hours("00700.HK").calendar is None  # the override: fixed weekday sessions
+    assert clock.hours("AAPL.US").calendar is not None and str(clock.tz("AAPL.US")) == "America/New_York"
 
 
 def test_decoder_reads_yfinance_pricing_data_with_omitted_zeros() -> None:
@@ -96,8 +100,8 @@ def test_tape_starts_afresh_on_a_new_local_day() -> None:
     tape.apply(day1, tz, 0)
     result = tape.apply(day2, tz, 0)
     assert result is not None
-    quote, trade = result
-    assert trade is None  # 200 < 9000 is a new day's first volume, not a negative trade
+    quote, trade, missed = result
+    assert trade is None and not missed  # 200 < 9000 is a new day's first volume, not a negative trade
     assert quote.volume == 200 and quote.open == 0.0 and quote.timestamp == "2026-11-25T09:30:05.000+08:00"
 
 

@@ -97,14 +97,16 @@ class KlineBuilder:
         volume: int,
         amount: float,
         emit: Collection[str] | None = None,
+        closed: Collection[str] | None = None,
     ) -> list[Kline]:
-        """Several trades at one instant, as their open/high/low/close and totals."""
+        """Several trades at one instant, as their open/high/low/close and totals. `closed` (default
+        `emit`) names the periods whose finished bars to return, forming ones or not."""
         m = self._minute
         out: list[Kline] = []
         if m is None or ts_ms >= m.end_ms:
             if ts_ms < self._floor:
                 return out
-            self._advance(ts_ms, emit, out)
+            self._advance(ts_ms, emit if closed is None else closed, out)
             start = bucket_start_ms(ts_ms, 60, self.tz)
             m = self._minute = _Bar(start, start + _MINUTE, open)
             self._floor = start
@@ -123,8 +125,12 @@ class KlineBuilder:
             out.extend(self._forming(p) for p in emit if p in self._agg or (p == "1m" and self._emit_minute))
         return out
 
-    def roll(self, now_ms: int, emit: Collection[str] | None = None) -> list[Kline]:
+    def roll(
+        self, now_ms: int, emit: Collection[str] | None = None, closed: Collection[str] | None = None
+    ) -> list[Kline]:
         """Close bars whose period has ended although no trade came (a quiet symbol, a lunch break)."""
+        if closed is not None:
+            emit = closed
         out: list[Kline] = []
         m = self._minute
         if m is not None and now_ms >= m.end_ms:
@@ -238,7 +244,10 @@ class MinuteLine:
         self._minute: _Bar | None = None
         self._floor = 0
 
-    def add(self, ts_ms: int, price: float, volume: int, amount: float, emit: bool = True) -> list[Tick]:
+    def add(
+        self, ts_ms: int, price: float, volume: int, amount: float, emit: bool = True, closed: bool | None = None
+    ) -> list[Tick]:
+        """`closed` (default `emit`): return the finished minute's point even when forming ones are not."""
         m = self._minute
         out: list[Tick] = []
         if m is None or ts_ms >= m.end_ms:
@@ -246,7 +255,7 @@ class MinuteLine:
                 return out
             if m is not None:
                 self._minute = None
-                if emit:
+                if emit if closed is None else closed:
                     out.append(self._tick(m, closed=True))
             if ts_ms >= self._day_end:
                 day = bucket_start_ms(ts_ms, 86400, self.tz)

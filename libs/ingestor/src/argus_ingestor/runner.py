@@ -4,6 +4,11 @@ It stamps `seq` (per stream) and `ts` (publish time, epoch µs) on each event, e
 (MessagePack) and publishes it to the event's subject; follows demand; publishes status and its
 heartbeat; and survives NATS restarts (nats-py reconnects and buffers; events that cannot be
 buffered are dropped *with* their seq consumed, so gateways see the hole and announce a GAP).
+
+`seq` never goes backwards across restarts: before the source starts, the runner reads the newest
+retained event of every stream from JetStream and continues each stream from it (and a bar or
+minute's `first_seq` from its retained forming version). Only when retention was lost does a
+stream start at 1 again, which gateways announce as `GAP reason=reset`.
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ import logging
 from collections.abc import Iterable
 
 from argus_protocol import (
+    BARRED,
     DemandQuery,
     Event,
     SourceStatus,
     Stream,
     Subjects,
+    bar_mark,
+    decode_event,
     encode_event,
     encode_msgpack,
     now_us,
+    stores,
 )
 from argus_service.config import Config
-from argus_service.jetstream import ensure_last_value_stream
+from argus_service.jetstream import ensure_streams
 from argus_service.natsconn import connect_nats
+from argus_service.retained import StoreError, newest_per_subject
 from argus_service.tasks import Background
 from nats.aio.client import Client
 from opentelemetry import trace
@@ -53,6 +63,19 @@ class IngestorMetrics:
         self.nats_connected = Gauge("ingestor_nats_connected", "1 while connected to NATS", registry=registry)
 
 
+class _StreamState:
+    """Per stream: the last seq stamped, its subjects, and the bar or minute being formed."""
+
+    __slots__ = ("closed_subject", "first", "mark", "seq", "subject")
+
+    def __init__(self, subject: str, closed_subject: str, seq: int = 0, mark: str = "", first: int = 0) -> None:
+        self.subject = subject  # quote/trade: the one subject; tick/kline: the forming one
+        self.closed_subject = closed_subject
+        self.seq = seq
+        self.mark = mark
+        self.first = first
+
+
 class Runner:
     """One source, one NATS connection. `run(stop)` returns when `stop` is set."""
 
@@ -77,8 +100,8 @@ class Runner:
         self.demand = DemandTable()
         self.board = StatusBoard(self.name, cfg.datasource.status_interval)
         self.nc: Client | None = None
-        # per stream: [last seq, subject]; one lookup per event stamps seq and finds the subject
-        self._streams: dict[tuple[str, str, str], list] = {}  # type: ignore[type-arg]
+        # one lookup per event stamps seq and finds the subject
+        self._streams: dict[tuple[str, str, str], _StreamState] = {}
         self._wanted = WantedSet()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
@@ -106,6 +129,20 @@ class Runner:
     def count_error(self, kind: str) -> None:
         self.metrics.errors.labels(kind).inc()
 
+    def retained_seq(self, stream: Stream) -> int:
+        """The newest seq of `stream` retained in JetStream when the runner started (0: none)."""
+        state = self._streams.get((stream.type, stream.symbol, stream.period))
+        return state.seq if state is not None else 0
+
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        """SourceContext.lost: use up `count` seqs so gateways announce GAP reason=upstream."""
+        key = (stream.type, stream.symbol, stream.period)
+        state = self._streams.get(key)
+        if state is None:
+            state = self._streams[key] = self._new_state(stream)
+        state.seq += count
+        self.metrics.errors.labels("lost").inc(count)
+
     # readiness ----------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
         if self.nc is None or not self.nc.is_connected:
@@ -128,7 +165,8 @@ class Runner:
         self.metrics.nats_connected.set(1)
         if self.lease is not None:
             await self.lease.acquire(self.nc)
-        await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
+        if await ensure_streams(self.nc, self.cfg.retention, self.subjects):
+            await self._continue_retained()
         await self.nc.subscribe(self.subjects.demand_all(), cb=self._on_demand)
         await self._ask_for_demand()
         with self.tracer.start_as_current_span("ingestor.source.start", attributes={"source": self.name}):
@@ -179,23 +217,40 @@ class Runner:
         held = self.lease is None or self.lease.held
         for ev in batch:
             etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
-            period = ev.kline.period if etype == "kline" else ""  # type: ignore[union-attr]
-            key = (etype, ev.symbol, period)
+            if etype == "kline":
+                bar = ev.kline  # type: ignore[union-attr]
+                key = (etype, ev.symbol, bar.period)
+                mark, closed = bar.open_time, bar.closed
+            elif etype == "tick":
+                point = ev.tick  # type: ignore[union-attr]
+                key = (etype, ev.symbol, "")
+                mark, closed = point.time, point.closed
+            else:
+                key = (etype, ev.symbol, "")
+                mark, closed = "", False
             state = streams.get(key)
             if state is None:
-                state = streams[key] = [0, self.subjects.data(Stream(etype, ev.symbol, period))]
-            seq = state[0] = state[0] + 1
+                state = streams[key] = self._new_state(Stream(*key))
+            seq = state.seq = state.seq + 1
             ev.seq = seq
             ev.ts = stamp
             if not ev.source:
                 ev.source = name
+            subject = state.subject
+            if mark:
+                if mark != state.mark:  # a new bar or minute begins with this version
+                    state.mark = mark
+                    state.first = seq
+                ev.first_seq = state.first
+                if closed:
+                    subject = state.closed_subject
             if not held:
                 continue  # a standby stamps seq but does not publish: a lapse of ours shows as a GAP
             try:
-                await publish(state[1], encode_event(ev))
+                await publish(subject, encode_event(ev))
             except Exception as e:  # noqa: BLE001 - buffer full while NATS is away: the seq hole tells
                 failed += 1
-                log.debug("publish failed", extra={"subject": state[1], "error": repr(e)})
+                log.debug("publish failed", extra={"subject": subject, "error": repr(e)})
                 continue
             sent[etype] = sent.get(etype, 0) + 1
         # metrics once per batch, not per event (a labelled counter costs more than the publish)
@@ -205,6 +260,42 @@ class Runner:
             self.metrics.publish_errors.inc(failed)
         if not held and self.lease is not None:
             self.lease.withhold(len(batch))
+
+    def _new_state(self, stream: Stream) -> _StreamState:
+        if stream.type in BARRED:
+            return _StreamState(self.subjects.publish(stream), self.subjects.publish(stream, closed=True))
+        subject = self.subjects.publish(stream)
+        return _StreamState(subject, subject)
+
+    async def _continue_retained(self) -> None:
+        """Pick up every stream's seq (and forming bar) from the newest events JetStream retains."""
+        assert self.nc is not None
+        heads: dict[tuple[str, str, str], Event] = {}
+        for store in stores(self.subjects).values():
+            for subject in store.subjects:
+                try:
+                    found = await newest_per_subject(self.nc, store.name, subject)
+                except StoreError as e:
+                    log.warning("retained seqs unreadable; streams start at 1", extra={"error": str(e)})
+                    return
+                for raw in found.values():
+                    try:
+                        ev = decode_event(raw)
+                    except Exception:  # noqa: BLE001 - a foreign or corrupt message: not ours to continue
+                        continue
+                    etype: str = ev.__struct_config__.tag  # type: ignore[assignment]
+                    key = (etype, ev.symbol, ev.kline.period if etype == "kline" else "")  # type: ignore[union-attr]
+                    have = heads.get(key)
+                    if have is None or ev.seq > have.seq:
+                        heads[key] = ev
+        for key, ev in heads.items():
+            state = self._new_state(Stream(*key))
+            state.seq = ev.seq
+            if key[0] in BARRED:
+                state.mark = bar_mark(ev)
+                state.first = ev.first_seq or ev.seq
+            self._streams[key] = state
+        log.info("continuing retained streams", extra={"source": self.name, "streams": len(heads)})
 
     async def _housekeeping(self) -> None:
         """Expire dead gateways' demand every half second; repeat status every interval."""
@@ -263,8 +354,8 @@ class Runner:
         await self._ask_for_demand()
         for st in self.board.repeat():
             self._publish_status(st)
-        # A restarted nats-server lost the in-memory last-value stream.
-        await ensure_last_value_stream(self.nc, self.cfg.nats.snapshot_stream, self.subjects.all_data())
+        # A restarted nats-server lost in-memory retention: our seqs go on from memory regardless.
+        await ensure_streams(self.nc, self.cfg.retention, self.subjects)
 
     async def _on_disconnect(self) -> None:
         self.metrics.nats_connected.set(0)

@@ -5,7 +5,8 @@ runner owns everything else: NATS, `seq`/`ts` stamping, encoding, demand, status
 
 Lifecycle, driven by the runner:
 
-1. ``await source.start(ctx)`` — connect upstream; `ctx` is how the source reports status.
+1. ``await source.start(ctx)`` — connect upstream; `ctx` is how the source reports status and
+   asks what JetStream already retains of a stream (`ctx.retained_seq(stream)`).
 2. ``source.want(wanted)`` — called at once and on every demand change with the full set of
    streams to provide (demand union + always-on). Must not block; a source that needs I/O to
    follow it schedules that I/O itself.
@@ -85,6 +86,21 @@ class SourceContext(Protocol):
     def count_error(self, kind: str) -> None:
         """Count an upstream error (surfaced as `ingestor_errors_total{kind}`)."""
 
+    def retained_seq(self, stream: Stream) -> int:
+        """The newest `seq` JetStream retains of `stream`, 0 when it retains nothing of it.
+
+        A source that seeds history (the mock's past) asks this first and seeds only streams
+        without retained events, so a restart does not publish a second past over the first.
+        Valid from `start()` on; must be cheap and must not block (sources call it on the event
+        loop, for each stream of every symbol they seed).
+        """
+
+    def lost(self, stream: Stream, count: int = 1) -> None:
+        """`count` events of `stream` were lost upstream (an outage, a skipped page): the runner
+        uses up that many `seq`s before the stream's next event, so gateways see the hole and
+        announce `GAP reason=upstream`. Push-style sources call `EventQueue.lost` instead, which
+        keeps the hole in order with the batches already queued."""
+
 
 class Source(abc.ABC):
     """Subclass this, register it under `argus.sources`, and the runner does the rest."""
@@ -108,20 +124,38 @@ class Source(abc.ABC):
     def events(self) -> AsyncIterator[list[Event]]: ...
 
 
+class _Lost:
+    """A loss marker queued between batches; reported when the runner reaches it."""
+
+    __slots__ = ("count", "ctx", "stream")
+
+    def __init__(self, ctx: SourceContext, stream: Stream, count: int) -> None:
+        self.ctx, self.stream, self.count = ctx, stream, count
+
+
 class EventQueue:
     """For sources fed by callbacks or pollers: `put` batches, `close` in `stop()`, and let
     `events()` return `batches()`."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[Event] | _Lost | None] = asyncio.Queue()
 
     def put(self, batch: list[Event]) -> None:
         if batch:
             self._queue.put_nowait(batch)
 
+    def lost(self, ctx: SourceContext, stream: Stream, count: int = 1) -> None:
+        """`ctx.lost(stream, count)` once every batch put before is published, so the hole sits
+        after those events and before the ones put next."""
+        if count > 0:
+            self._queue.put_nowait(_Lost(ctx, stream, count))
+
     def close(self) -> None:
         self._queue.put_nowait(None)  # batches() ends after what was put before
 
     async def batches(self) -> AsyncIterator[list[Event]]:
-        while (batch := await self._queue.get()) is not None:
-            yield batch
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, _Lost):
+                item.ctx.lost(item.stream, item.count)  # the runner asks for the next batch only after publishing
+                continue
+            yield item

@@ -67,7 +67,9 @@ class _Event(msgspec.Struct, tag_field="type", gc=False, omit_defaults=True, kw_
     source: str = ""
     seq: int = 0  # stamped by the ingestor runner, per stream
     ts: int = 0  # epoch microseconds at publish, stamped by the runner
-    snapshot: bool = False  # set by the gateway on last-value replays
+    first_seq: int = 0  # tick/kline: seq of this bar or minute's first version (runner); 0 elsewhere
+    snapshot: bool = False  # set by the gateway: the stream's newest value, sent on subscribe
+    replay: bool = False  # set by the gateway: re-sent from retention (history or resume)
 
 
 class QuoteEvent(_Event, tag="quote"):
@@ -94,6 +96,24 @@ def event_period(event: Event) -> str:
     if isinstance(event, KlineEvent):
         return event.kline.period
     return ""
+
+
+def bar_mark(event: Event) -> str:
+    """What tells one bar or minute from the next ("" for quotes and trades)."""
+    if isinstance(event, KlineEvent):
+        return event.kline.open_time
+    if isinstance(event, TickEvent):
+        return event.tick.time
+    return ""
+
+
+def is_closed(event: Event) -> bool:
+    """A bar or 分时 minute's final version (published on its `.closed` subject)."""
+    if isinstance(event, KlineEvent):
+        return event.kline.closed
+    if isinstance(event, TickEvent):
+        return event.tick.closed
+    return False
 
 
 def stream_key(event: Event) -> str:

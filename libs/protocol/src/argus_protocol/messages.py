@@ -7,7 +7,7 @@ the request struct for its type, so a bad field is reported against the right me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -31,7 +31,9 @@ class Subscribe(msgspec.Struct, forbid_unknown_fields=False):
     data_types: list[Any] = msgspec.field(default_factory=lambda: ["quote"])
     periods: list[Any] = msgspec.field(default_factory=lambda: ["1m"])
     snapshot: bool = True
-    resume: dict[str, int] | None = None
+    # N entries of each stream's compacted view (bars, minutes, trades), or the trading day so far
+    history: Annotated[int, msgspec.Meta(ge=0)] | Literal["day"] = 0
+    resume: dict[str, int] | None = None  # stream key -> last seq the client has
 
 
 class Unsubscribe(msgspec.Struct):
@@ -123,6 +125,7 @@ class Status(msgspec.Struct, omit_defaults=True):
     symbol: str | None = None
     reason: str | None = None
     reconnect_after_ms: int | None = None
+    unsupported: list[str] = []  # data types this source cannot provide (e.g. ["trade"]); omitted when none
 
 
 class Gap(msgspec.Struct, omit_defaults=True):
@@ -132,6 +135,19 @@ class Gap(msgspec.Struct, omit_defaults=True):
     to_seq: int
     reason: str
     period: str | None = None
+
+
+class ReplayedStream(msgspec.Struct):
+    from_seq: int  # seq of the first replayed event (0: none)
+    to_seq: int  # seq of the last; live DATA continues after it
+    count: int  # events replayed
+    recovered: bool  # everything asked for (or missed since the resume point) was retained
+
+
+class Replayed(msgspec.Struct):
+    """Sent once after the replayed events of one SUBSCRIBE with `history` or `resume`."""
+
+    streams: dict[str, ReplayedStream]
 
 
 class Error(msgspec.Struct, omit_defaults=True):
@@ -163,6 +179,8 @@ __all__ = [
     "Heartbeat",
     "Limits",
     "Rejected",
+    "Replayed",
+    "ReplayedStream",
     "ServerHeartbeat",
     "Status",
     "Subscribe",

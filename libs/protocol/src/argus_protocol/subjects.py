@@ -2,8 +2,13 @@
 
 Data subjects (optionally under a deployment-wide prefix, e.g. ``prod.``):
 
-- ``quote.{CODE}.{MARKET}``, ``tick.{CODE}.{MARKET}``, ``trade.{CODE}.{MARKET}``
-- ``kline.{CODE}.{MARKET}.{PERIOD}``
+- ``quote.{CODE}.{MARKET}``, ``trade.{CODE}.{MARKET}``
+- ``tick.{CODE}.{MARKET}.{forming|closed}``, ``kline.{CODE}.{MARKET}.{PERIOD}.{forming|closed}``
+
+A forming bar or 分时 minute and its final version travel on subjects of their own, so JetStream
+can keep the newest forming version (one per subject) apart from the finished ones (many per
+subject): retention holds one entry per bar or minute, not every update of it. A subscriber takes
+both with one wildcard (`Subjects.data`), so the order of one stream's events is kept.
 
 Control subjects live under ``argus.`` (see ``demand.py`` and ``status.py``).
 
@@ -21,6 +26,8 @@ from .symbols import InvalidSymbol, parse_symbol
 DATA_TYPES: tuple[str, ...] = ("quote", "tick", "kline", "trade")
 PERIODS: tuple[str, ...] = ("1m", "5m", "15m", "30m", "60m", "1d")
 PERIOD_SECONDS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "1d": 86400}
+BARRED = frozenset(("tick", "kline"))  # types whose events are versions of one bar or minute
+FORMING, CLOSED = "forming", "closed"
 
 
 class Stream(NamedTuple):
@@ -79,25 +86,38 @@ class Subjects:
         self._p = f"{prefix}." if prefix else ""
 
     def data(self, stream: Stream) -> str:
+        """The subject that carries every event of a stream (a wildcard for tick and kline)."""
+        base = self._base(stream)
+        return f"{base}.*" if stream.type in BARRED else base
+
+    def publish(self, stream: Stream, closed: bool = False) -> str:
+        """The subject one event is published on: a bar or minute's final version on `.closed`."""
+        base = self._base(stream)
+        if stream.type in BARRED:
+            return f"{base}.{CLOSED if closed else FORMING}"
+        return base
+
+    def _base(self, stream: Stream) -> str:
         if stream.period:
             return f"{self._p}{stream.type}.{stream.symbol}.{stream.period}"
         return f"{self._p}{stream.type}.{stream.symbol}"
 
     def parse_data(self, subject: str) -> Stream:
+        """The stream of a data subject (a published one, or `data()`'s wildcard)."""
         if self._p:
             if not subject.startswith(self._p):
                 raise ValueError(f"subject {subject!r} outside prefix {self.prefix!r}")
             subject = subject[len(self._p) :]
         parts = subject.split(".")
+        if parts[0] in BARRED:
+            if parts[-1] not in (FORMING, CLOSED, "*"):
+                raise ValueError(f"bad data subject {subject!r}: no forming/closed token")
+            parts = parts[:-1]
         if len(parts) == 3:
             return validate_stream(parts[0], f"{parts[1]}.{parts[2]}")
         if len(parts) == 4:
             return validate_stream(parts[0], f"{parts[1]}.{parts[2]}", parts[3])
         raise ValueError(f"bad data subject {subject!r}")
-
-    def all_data(self) -> list[str]:
-        """Wildcards that match every data subject (for a JetStream stream's subject list)."""
-        return [f"{self._p}{t}.>" for t in DATA_TYPES]
 
     # Control plane -------------------------------------------------------------------------
     def demand(self, gateway_id: str) -> str:
@@ -117,7 +137,10 @@ class Subjects:
 
 
 __all__ = [
+    "BARRED",
+    "CLOSED",
     "DATA_TYPES",
+    "FORMING",
     "PERIODS",
     "PERIOD_SECONDS",
     "InvalidSymbol",

@@ -37,6 +37,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     reconnect_after_ms: int = 1000
     permessage_deflate: bool = False
     gateway_id: str = ""  # empty: host-pid-random
+    max_history: int = 2000  # most entries a SUBSCRIBE's `history` may ask per stream
 
 
 class DatasourceConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,12 +63,54 @@ class NatsConfig(msgspec.Struct, forbid_unknown_fields=True):
     subject_prefix: str = ""
     demand_refresh: float = 5.0
     demand_ttl: float = 15.0
-    snapshot_stream: str = "ARGUS_LAST"  # JetStream last-value stream; "" disables snapshots
     user: str = ""
     password: str = ""
     token: str = ""
     creds: str = ""
     tls_ca: str = ""
+
+
+_DAY = 86400.0
+_MIB = 1024 * 1024
+
+
+class StoreLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One retention stream's bounds; a key left out takes that store's default (`DEFAULT_LIMITS`)."""
+
+    per_subject: int | None = None  # entries kept per subject (bars per symbol and period, trades...)
+    max_bytes: int | None = None  # the whole stream, so client-chosen symbols cannot grow it without bound
+    max_age: float | None = None  # seconds; 0: no age limit
+
+
+DEFAULT_LIMITS: dict[str, tuple[int, int, float]] = {
+    "last": (1, 128 * _MIB, 7 * _DAY),  # quotes, forming bars and minutes
+    "tick": (1500, 256 * _MIB, 7 * _DAY),  # finished 分时 minutes: a 24-hour day fits
+    "kline": (1000, 512 * _MIB, 1100 * _DAY),  # finished bars per period (1,000 daily bars take years)
+    "trade": (2000, 256 * _MIB, 7 * _DAY),
+}
+
+
+class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """JetStream streams holding recent market state (argus_protocol.retention names them)."""
+
+    enabled: bool = True  # false: no snapshots, history or resume
+    storage: Literal["memory", "file"] = "memory"
+    replicas: int = 1
+    last: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    tick: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    kline: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    trade: StoreLimits = msgspec.field(default_factory=StoreLimits)
+    fetch_timeout: float = 3.0  # seconds a gateway waits for the store before answering without it
+
+    def limits(self, kind: str) -> tuple[int, int, float]:
+        """(per subject, max bytes, max age) for one store, defaults filled in."""
+        given: StoreLimits = getattr(self, kind)
+        per, size, age = DEFAULT_LIMITS[kind]
+        return (
+            per if given.per_subject is None else given.per_subject,
+            size if given.max_bytes is None else given.max_bytes,
+            age if given.max_age is None else given.max_age,
+        )
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,6 +150,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     datasource: DatasourceConfig = msgspec.field(default_factory=DatasourceConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
@@ -140,6 +184,9 @@ ENV_KEYS: dict[str, str] = {
     "ARGUS_JWT_SECRET": "security.jwt_secret",
     "OTEL_ENABLED": "tracing.enabled",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tracing.endpoint",
+    "ARGUS_RETENTION": "retention.enabled",
+    "ARGUS_RETENTION_STORAGE": "retention.storage",
+    "ARGUS_RETENTION_REPLICAS": "retention.replicas",
     "ARGUS_LEASE_TTL": "lease.ttl",
     "ARGUS_LEASE_RENEW": "lease.renew",
     "ARGUS_LEASE_REPLICAS": "lease.replicas",
@@ -308,7 +355,18 @@ def _check_values(cfg: Any) -> None:
         "server.max_messages_per_second": cfg.server.max_messages_per_second,
         "datasource.update_interval": cfg.datasource.update_interval,
         "nats.demand_refresh": cfg.nats.demand_refresh,
+        "server.max_history": cfg.server.max_history,
+        "retention.replicas": cfg.retention.replicas,
+        "retention.fetch_timeout": cfg.retention.fetch_timeout,
     }
+    for kind in DEFAULT_LIMITS:
+        per, size, age = cfg.retention.limits(kind)
+        positives[f"retention.{kind}.per_subject"] = per
+        positives[f"retention.{kind}.max_bytes"] = size
+        if age < 0:
+            raise ConfigError(f"config error: retention.{kind}.max_age: must be >= 0, got {age}")
+    if cfg.retention.replicas > 5:
+        raise ConfigError(f"config error: retention.replicas: JetStream allows at most 5, got {cfg.retention.replicas}")
     for key, value in positives.items():
         if value <= 0:
             raise ConfigError(f"config error: {key}: must be > 0, got {value}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -77,8 +78,20 @@ async def until_stopped(
         stopper.cancel()
 
 
+GC_THRESHOLDS = (50_000, 50, 1000)
+
+
+def tune_gc() -> None:
+    """Fewer, younger garbage collections. A gateway holding thousands of sessions spent seconds
+    of a subscribe wave in full collections of its whole heap (py-spy: the cost showed on every
+    line that allocates); its hot-path objects do not form cycles, so young collections suffice."""
+    gc.freeze()  # what start-up built (modules, config) is never scanned again
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool = True) -> int:
     """Run `main` on uvloop when installed (never required), else plain asyncio."""
+    tune_gc()
     if use_uvloop and sys.platform != "win32":
         try:
             import uvloop

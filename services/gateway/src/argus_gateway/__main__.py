@@ -15,7 +15,7 @@ from argus_service.logs import setup_logging
 from argus_service.process import install_stop_signals, run, until_stopped
 from prometheus_client import CollectorRegistry
 
-from .gateway import Gateway
+from .server import Gateway
 
 log = logging.getLogger("argus.gateway")
 

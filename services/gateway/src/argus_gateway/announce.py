@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from argus_protocol import DemandAnnouncement, Subjects, encode_msgpack
 from argus_service.tasks import Background
@@ -36,7 +37,7 @@ class DemandAnnouncer:
         self._seq = 0
         self._pending: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
-        self._query_sub = None
+        self._query_sub: Any = None
         self._background = Background()
 
     async def start(self) -> None:

@@ -1,9 +1,13 @@
-"""Fan-out: NATS subjects to sessions, one subscription per subject, encode once per event.
+"""Fan-out: NATS subjects to sessions, one subscription per stream, encode once per event.
 
-Each `Topic` is one data subject with the sessions that want it (reference-counted: the NATS
+Each `Topic` is one stream with the sessions that want it (reference-counted: the NATS
 subscription exists while at least one session holds the stream). An event is decoded once,
-framed once per encoding in use, and the same bytes are appended to every session's outbox; the
-hub then flushes all dirty sessions once per loop turn (`call_soon`), one transport write each.
+its bytes built once per variant in use (`dataframe.EventFrames`), and the same bytes appended
+to every session's outbox; the hub then flushes all dirty sessions once per loop turn
+(`call_soon`), one transport write each, and moves queued replays in as sockets have room.
+
+This is also the one place a session's subscriptions change (`add`, `remove`, `detach`), so the
+session's stream set, the topics and the subscription gauge never disagree.
 """
 
 from __future__ import annotations
@@ -16,46 +20,21 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from argus_protocol import Stream, Subjects, decode_event, encode_json, encode_msgpack
-from argus_protocol.messages import Envelope, Gap
-from argus_service.tasks import Background
+from argus_protocol import Stream, Subjects, decode_event
+from argus_protocol.messages import Gap
+from argus_service.subscribing import subscribe_now, unsubscribe_now
 from nats.aio.client import Client
 
-from .frames import ws_deflate_frame, ws_frame
+from .dataframe import EventFrames, gap_frame
 from .metrics import GatewayMetrics
-from .session import DEFLATE, JSON_FRAME, MSGPACK_FRAME, Session
+from .recall import entry_of
+from .session import Session
+from .topic import Topic
 
 log = logging.getLogger("argus.fanout")
 
 _CLOCK_EVERY = 64  # sessions flushed between looks at the clock
-_DATA_HEAD = b'{"type":"DATA","data":'
-_TS_HEAD = b',"timestamp":"'
-_TAIL = b'"}'
-
-
-def _json_envelope(event: Any, ts: bytes) -> bytes:
-    """A DATA envelope around the decoded event, spliced rather than re-encoded as a whole."""
-    return _DATA_HEAD + encode_json(event) + _TS_HEAD + ts + _TAIL
-
-
-def _msgpack_envelope(raw: bytes, ts: bytes) -> bytes:
-    """A DATA envelope around the ingestor's msgpack bytes as they came (no re-encode)."""
-    return encode_msgpack(Envelope("DATA", msgspec.Raw(raw), ts.decode()))
-
-
-class Topic:
-    __slots__ = ("key", "last_raw", "last_seq", "live", "ready", "sessions", "stream", "sub", "subject")
-
-    def __init__(self, subject: str, stream: Stream) -> None:
-        self.subject = subject
-        self.stream = stream
-        self.key = stream.key
-        self.sessions: dict[Session, None] = {}
-        self.sub: Any = None
-        self.last_seq = 0
-        self.last_raw: bytes | None = None
-        self.live = 0  # live events dispatched; tells a pending snapshot it has been overtaken
-        self.ready: asyncio.Future[bool] | None = None
+HISTORY_IDLE = 10.0  # seconds a topic keeps its compacted view after the last replay used it
 
 
 class Clock:
@@ -80,91 +59,96 @@ class Clock:
 class Hub:
     def __init__(
         self,
-        nc: Client,
+        nc: Client | None,
         subjects: Subjects,
         metrics: GatewayMetrics,
         *,
-        snapshot_stream: str,
         on_demand_change: Callable[[], None],
+        limits: dict[str, int] | None = None,
         flush_budget: float = 0.004,
         flush_interval: float = 0.0,
     ) -> None:
         self.nc = nc
         self.subjects = subjects
         self.metrics = metrics
-        self.snapshot_stream = snapshot_stream
         self.on_demand_change = on_demand_change
+        self.limits = limits or {}  # per type: entries a compacted view keeps
         self.flush_budget = flush_budget  # seconds one flush pass may hold the loop
         self.flush_interval = flush_interval
         self.topics: dict[str, Topic] = {}
         self.clock = Clock()
+        self.pump: Callable[[Session], None] | None = None  # moves queued replays into an outbox
         self._dirty: list[Session] = []
         self._behind: set[Session] = set()
         self._flush_scheduled = False
         self._event_ts: list[int] = []
         self._received = 0
         self._loop = asyncio.get_running_loop()
-        self._background = Background()
         self._retry_task = self._loop.create_task(self._retry_behind())
 
     # ---------------------------------------------------------------- subscription registry
-    def add(self, session: Session, stream: Stream) -> tuple[Topic, bool]:
-        """Attach a session to a stream's topic without awaiting, so the caller can queue its
-        SUBSCRIBED reply before any live frame; returns (topic, created)."""
+    def add(self, session: Session, stream: Stream) -> Topic | None:
+        """Attach a session to a stream without awaiting, so the caller can queue its SUBSCRIBED
+        reply before any live frame; None if the session already held it."""
+        if not session.add_stream(stream):
+            return None
+        self.metrics.active_subscriptions.inc()
         subject = self.subjects.data(stream)
         topic = self.topics.get(subject)
         if topic is not None:
-            topic.sessions[session] = None
-            return topic, False
-        topic = Topic(subject, stream)
+            topic.add(session)
+            return topic
+        topic = Topic(subject, stream, self.limits.get(stream.type, 1000))
         self.topics[subject] = topic
-        topic.sessions[session] = None
-        topic.ready = self._loop.create_future()
+        topic.add(session)
         self.metrics.nats_subjects.set(len(self.topics))
         self.on_demand_change()
-        self._background.spawn(self._open(topic))
-        return topic, True
+        self._open(topic)
+        return topic
 
-    async def _open(self, topic: Topic) -> None:
+    def _open(self, topic: Topic) -> None:
+        """Subscribe now: the SUB is in the write queue before any store request about it."""
+
         async def on_msg(msg: Any) -> None:
             self.dispatch(topic, msg.data)
 
-        try:
-            sub = await self.nc.subscribe(
-                topic.subject, cb=on_msg, pending_msgs_limit=200_000, pending_bytes_limit=256 * 1024 * 1024
-            )
-        except Exception as e:  # noqa: BLE001 - NATS away: nats-py resubscribes what it holds
-            log.warning("nats subscribe failed", extra={"subject": topic.subject, "error": repr(e)})
-            if topic.ready is not None and not topic.ready.done():
-                topic.ready.set_result(False)
+        if self.nc is None:
             return
-        if self.topics.get(topic.subject) is topic:
-            topic.sub = sub
-        else:  # everyone left while we were subscribing
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        if topic.ready is not None and not topic.ready.done():
-            topic.ready.set_result(True)
+        try:
+            topic.sub = subscribe_now(self.nc, topic.subject, on_msg)
+        except ConnectionError as e:  # closing: nothing will be delivered any more
+            log.warning("nats subscribe failed", extra={"subject": topic.subject, "error": repr(e)})
 
     def remove(self, session: Session, stream: Stream) -> None:
+        if not session.remove_stream(stream):
+            return
+        self.metrics.active_subscriptions.dec()
         subject = self.subjects.data(stream)
         topic = self.topics.get(subject)
         if topic is None:
             return
-        topic.sessions.pop(session, None)
+        topic.discard(session)
         if not topic.sessions:
             del self.topics[subject]
             self.metrics.nats_subjects.set(len(self.topics))
             self.on_demand_change()
             if topic.sub is not None:
-                self._background.spawn(self._unsubscribe(topic.sub))
+                unsubscribe_now(topic.sub)
 
-    async def _unsubscribe(self, sub: Any) -> None:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    def detach(self, session: Session) -> None:
+        """A closed connection: nothing more queues for it, and its streams are released."""
+        session.closed = True
+        session.cancel_timer()
+        self._behind.discard(session)
+        for stream in list(session.streams):
+            self.remove(session, stream)
+        session.discard_pending()
 
     def streams(self) -> list[str]:
         return [t.key for t in self.topics.values()]
+
+    def topic_of(self, stream: Stream) -> Topic | None:
+        return self.topics.get(self.subjects.data(stream))
 
     # ---------------------------------------------------------------- hot path
     def dispatch(self, topic: Topic, raw: bytes) -> None:
@@ -181,43 +165,15 @@ class Hub:
                 return  # duplicate (e.g. replayed after an ingestor reconnect)
             if seq > last + 1:
                 self.gap_all(topic, last + 1, seq - 1, "upstream")
-            # seq < last: the ingestor restarted and its sequence began again; take it as is.
+            elif seq < last:  # renumbered: the ingestor lost its retained seqs and began again
+                self.gap_all(topic, 1, seq - 1, "reset")
         topic.last_seq = seq
-        topic.last_raw = raw
         topic.live += 1
-        ts = self.clock.now()
-        # Each variant is built on first need and shared; the envelope payloads (JSON, msgpack)
-        # are encoded at most once per event, whichever variants wrap them.
-        json_env = msgpack_env = text = binary = None
-        others: dict[int, bytes] | None = None
-        for s in topic.sessions:
-            v = s.variant
-            if v == JSON_FRAME:
-                if text is None:
-                    if json_env is None:
-                        json_env = _json_envelope(event, ts)
-                    text = ws_frame(json_env, False)
-                s.push_data(text, topic)
-            elif v == MSGPACK_FRAME:
-                if binary is None:
-                    if msgpack_env is None:
-                        msgpack_env = _msgpack_envelope(raw, ts)
-                    binary = ws_frame(msgpack_env, True)
-                s.push_data(binary, topic)
-            else:  # batch payloads (the session wraps a turn's worth in one array) or deflated frames
-                if others is None:
-                    others = {}
-                data = others.get(v)
-                if data is None:
-                    if v & 1:
-                        if msgpack_env is None:
-                            msgpack_env = _msgpack_envelope(raw, ts)
-                        env = msgpack_env
-                    else:
-                        if json_env is None:
-                            json_env = _json_envelope(event, ts)
-                        env = json_env
-                    data = others[v] = env if v < DEFLATE else ws_deflate_frame(env, bool(v & 1), v >> 3)
+        topic.remember(entry_of(event, raw))
+        frames = EventFrames(event, raw, self.clock.now())
+        for variant, sessions in topic.by_variant.items():
+            data = frames.get(variant)
+            for s in sessions:
                 s.push_data(data, topic)
         if event.ts:
             self._event_ts.append(event.ts)
@@ -237,19 +193,22 @@ class Hub:
         self._dirty = []
         frames = nbytes = writes = 0
         behind = self._behind
+        pump = self.pump
         deadline = time.perf_counter() + self.flush_budget
         n = len(dirty)
         i = 0
         while i < n:
             end = min(n, i + _CLOCK_EVERY)
             for s in dirty[i:end]:
+                if s.replays and pump is not None:
+                    pump(s)
                 f, b = s.flush()
                 if f:
                     frames += f
                     nbytes += b
                     writes += 1
-                if s.behind:
-                    behind.add(s)
+                if s.behind or s.replays:
+                    behind.add(s)  # looked at again as its socket drains
             i = end
             if i < n and time.perf_counter() > deadline:
                 # A pass over thousands of sockets must not hold the loop: NATS reads, handshakes
@@ -273,29 +232,45 @@ class Hub:
             self._event_ts = []
 
     async def _retry_behind(self) -> None:
-        """Sessions that were behind get another chance as their socket drains."""
+        """Sessions that were behind, or have replays queued, get another chance as sockets drain;
+        compacted views nobody replays from any more are let go."""
+        swept = 0.0
         while True:
             await asyncio.sleep(0.05)
-            if not self._behind:
-                continue
             for s in list(self._behind):
                 if s.closed:
                     self._behind.discard(s)
                     continue
                 if not s.dirty:
+                    if s.replays and self.pump is not None:
+                        self.pump(s)
                     f, b = s.flush()
                     if f:
                         self.metrics.messages_sent.inc(f)
                         self.metrics.bytes_sent.inc(b)
                         self.metrics.writes.inc()
-                if not s.behind:
+                if not s.behind and not s.replays:
                     self._behind.discard(s)
+            now = self._loop.time()
+            if now - swept >= 1.0:
+                swept = now
+                self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        for topic in self.topics.values():
+            if topic.history is not None and not topic.waiters and now - topic.used_at > HISTORY_IDLE:
+                topic.history = None
+                topic.blobs = {}
 
     def gap_all(self, topic: Topic, from_seq: int, to_seq: int, reason: str) -> None:
-        for s in topic.sessions:
-            s.push_frame(
-                self.gap_frame(s, topic.stream.type, topic.stream.symbol, topic.stream.period, from_seq, to_seq, reason)
-            )
+        s = topic.stream
+        key = topic.key
+        for session in topic.sessions:
+            if session.holds and key in session.holds:  # the release after its replay tells it
+                if reason == "reset":
+                    session.renumbered(topic)
+                continue
+            session.push_frame(self.gap_frame(session, s.type, s.symbol, s.period, from_seq, to_seq, reason))
 
     def gap_frame(
         self, s: Session, dtype: str, symbol: str, period: str, from_seq: int, to_seq: int, reason: str
@@ -303,30 +278,7 @@ class Hub:
         self.metrics.gaps.labels(reason).inc()
         self.metrics.dropped.labels("gap").inc(max(0, to_seq - from_seq + 1))
         gap = Gap(symbol=symbol, type=dtype, from_seq=from_seq, to_seq=to_seq, reason=reason, period=period or None)
-        env = Envelope("GAP", gap, self.clock.now().decode())
-        return ws_frame(encode_msgpack(env) if s.binary else encode_json(env), s.binary)
-
-    # ---------------------------------------------------------------- snapshots
-    async def load_stored(self, topic: Topic) -> None:
-        """Fill a topic's last value from JetStream when nothing live has arrived yet."""
-        if not self.snapshot_stream or topic.last_raw is not None:
-            return
-        if topic.ready is not None:
-            await topic.ready  # our SUB precedes the lookup, so nothing newer slips between
-        try:
-            msg = await self.nc.jetstream().get_last_msg(self.snapshot_stream, topic.subject, direct=True)
-            seq = decode_event(msg.data).seq if msg.data else 0
-        except Exception:  # noqa: BLE001 - no message yet, no stream, JetStream away, or garbage
-            return
-        if topic.last_raw is None and seq and self.topics.get(topic.subject) is topic:
-            # Later joiners get it from memory; a hole up to the first live event becomes a GAP.
-            topic.last_raw = msg.data
-            topic.last_seq = seq
-
-    def detach(self, session: Session) -> None:
-        session.closed = True
-        session.cancel_timer()
-        self._behind.discard(session)
+        return gap_frame(s.binary, gap, self.clock.now().decode())
 
     async def close(self) -> None:
         self._retry_task.cancel()
@@ -334,6 +286,5 @@ class Hub:
             await self._retry_task
         for topic in list(self.topics.values()):
             if topic.sub is not None:
-                with contextlib.suppress(Exception):
-                    await topic.sub.unsubscribe()
+                unsubscribe_now(topic.sub)
         self.topics.clear()

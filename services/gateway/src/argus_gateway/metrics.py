@@ -45,3 +45,18 @@ class GatewayMetrics:
         self.nats_messages = Counter("gateway_nats_messages_total", "Events received from NATS", registry=r)
         self.nats_connected = Gauge("gateway_nats_connected", "1 while connected to NATS", registry=r)
         self.sources_down = Gauge("gateway_sources_down", "Sources whose heartbeat is missing", registry=r)
+        self.store_requests = Counter(
+            "gateway_store_requests_total",
+            "Streams looked up in JetStream retention (newest value, or history), whatever sessions wait",
+            ["kind"],
+            registry=r,
+        )
+        self.store_calls = Counter(
+            "gateway_store_calls_total", "JetStream direct-get requests sent (one may cover 1,024 streams)", registry=r
+        )
+        self.store_errors = Counter(
+            "gateway_store_errors_total", "Retention look-ups that failed or timed out", registry=r
+        )
+        self.replayed = Counter(
+            "gateway_replayed_events_total", "Events sent from retention (snapshots, history, resume)", registry=r
+        )

@@ -7,27 +7,43 @@ the client is *behind*: quotes then conflate (newest per stream), and other data
 `outbox_bytes`; past it a stream's frames are dropped and the client gets one `GAP` per stream
 (or is closed with 4008, per `slow_consumer`).
 
-Delivery options (PROTOCOL.md §1) change only what a session does with the shared bytes:
-`batch` collects the turn's DATA envelopes into one array frame, `conflate_s` holds quotes and
-releases the newest per stream once per interval, `deflate_bits` picks the compressed variant.
+Replays (snapshots, history, resume) queue here as `ReplayRequest`s; the hub moves them into the
+outbox as the socket has room (`replay.py`). While a stream's replay is pending its live events
+are *held* (`hold`), counted against the same bound, and released after it (`release`).
+
+Delivery options (PROTOCOL §1) change only what a session does with the shared bytes: `batch`
+collects the turn's DATA envelopes into one array frame, `conflate_ms` holds quotes and releases
+the newest per stream once per interval, `deflate_bits` picks the compressed variant.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from argus_protocol import Stream, encode
 
+from .dataframe import variant_of
 from .frames import json_array, msgpack_array, ws_deflate_frame, ws_frame
 
 if TYPE_CHECKING:
-    from .fanout import Topic
+    from .replay import ReplayRequest
+    from .topic import Topic
 
-# What a session takes from the hub for each event (see `Session.variant`).
-JSON_FRAME, MSGPACK_FRAME, JSON_PAYLOAD, MSGPACK_PAYLOAD = 0, 1, 2, 3
-DEFLATE = 4  # + binary, + window bits << 3: a compressed frame
+GapFrame = Callable[["Session", str, str, str, int, int, str], bytes]
+
+
+class _Hold:
+    """Live events of one stream waiting behind its replay."""
+
+    __slots__ = ("gap_from", "gap_to", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, bytes]] = []  # (seq, the bytes this session takes)
+        self.gap_from = 0  # events dropped while the hold was over the outbox bound
+        self.gap_to = 0
 
 
 class Session:
@@ -47,6 +63,7 @@ class Session:
         "grant",
         "held",
         "high_water",
+        "holds",
         "id",
         "merged",
         "on_dirty",
@@ -56,6 +73,8 @@ class Session:
         "plain",
         "quotes",
         "remote",
+        "replays",
+        "single",
         "size",
         "slow_close",
         "streams",
@@ -76,7 +95,7 @@ class Session:
         slow_close: bool,
         on_dirty: Callable[[Session], None],
         on_slow: Callable[[Session], None],
-        gap_frame: Callable[[Session, str, str, str, int, int, str], bytes],
+        gap_frame: GapFrame,
         remote: str = "",
         batch: bool = False,
         conflate_ms: int = 0,
@@ -96,12 +115,8 @@ class Session:
         self.batch = batch
         self.conflate_ms = conflate_ms
         self.deflate_bits = deflate_bits
-        if batch:
-            self.variant = MSGPACK_PAYLOAD if self.binary else JSON_PAYLOAD
-        elif deflate_bits:
-            self.variant = DEFLATE + self.binary + (deflate_bits << 3)
-        else:
-            self.variant = MSGPACK_FRAME if self.binary else JSON_FRAME
+        self.variant = variant_of(self.binary, batch, deflate_bits)  # what live DATA it takes
+        self.single = variant_of(self.binary, False, deflate_bits)  # replays travel one per frame
         self.plain = not batch and not conflate_ms  # plain sessions take the one-branch fast path
         self.fast = self.plain
         self.pending: list[bytes] = []
@@ -115,6 +130,8 @@ class Session:
         self.closed = False
         self.quotes: dict[str, bytes] = {}
         self.gaps: dict[str, list[Any]] = {}
+        self.holds: dict[str, _Hold] = {}  # stream key -> live events waiting for its replay
+        self.replays: deque[ReplayRequest] = deque()
         self.streams: set[Stream] = set()
         self.symbols: dict[str, int] = {}
         self.grant: Any = None
@@ -131,10 +148,15 @@ class Session:
             return
         if self.closed:
             return
+        if self.holds:
+            hold = self.holds.get(topic.key)
+            if hold is not None:
+                self._hold(hold, data, topic)
+                return
         if self.conflate_ms and topic.stream.type == "quote":
             self.held[topic.key] = (data, topic)  # newest wins until the interval ends
             if self.timer is None:
-                self.timer = asyncio.get_running_loop().call_later(self.conflate_ms / 1000, self._release)
+                self.timer = asyncio.get_running_loop().call_later(self.conflate_ms / 1000, self._release_conflated)
             return
         self._admit(data, topic)
 
@@ -148,7 +170,7 @@ class Session:
             self.dirty = True
             self.on_dirty(self)
 
-    def _release(self) -> None:
+    def _release_conflated(self) -> None:
         """End of a conflation interval: the newest quote of each stream goes out."""
         self.timer = None
         held = self.held
@@ -201,6 +223,83 @@ class Session:
         self.pending.append(ws_deflate_frame(payload, self.binary, bits) if bits else ws_frame(payload, self.binary))
         self.merged += len(items) - 1
 
+    # ------------------------------------------------------------------ replays
+    def queue_replay(self, req: ReplayRequest, keys: list[str]) -> None:
+        """Queue a SUBSCRIBE's replays; live events of `keys` wait behind them from now on."""
+        for key in keys:
+            self.holds.setdefault(key, _Hold())
+        self.fast = False
+        self.replays.append(req)
+        if not self.dirty:
+            self.dirty = True
+            self.on_dirty(self)
+
+    def has_room(self) -> bool:
+        """Whether more replay may join the outbox now (the socket drains and the bound holds)."""
+        if self.closed or self.behind or self.size >= self.outbox_bytes:
+            return False
+        t = self.transport
+        return t is not None and not t.is_closing() and t.get_write_buffer_size() <= self.high_water
+
+    def _hold(self, hold: _Hold, data: bytes, topic: Topic) -> None:
+        seq = topic.last_seq
+        if hold.gap_from:
+            hold.gap_to = seq  # over the bound: everything until the release is one GAP
+            return
+        items = hold.items
+        if topic.stream.type == "quote" and items and items[-1][0]:
+            self.size -= len(items[-1][1])
+            items[-1] = (seq, data)  # only the newest quote is worth keeping
+            self.size += len(data)
+            return
+        if self.size + len(data) > self.outbox_bytes:
+            if self.slow_close:
+                self.on_slow(self)
+                return
+            hold.gap_from = hold.gap_to = seq
+            return
+        items.append((seq, data))
+        self.size += len(data)
+
+    def renumbered(self, topic: Topic) -> None:
+        """The stream's seq began again while its events are held: say so where it happened."""
+        hold = self.holds.get(topic.key)
+        if hold is not None and not hold.gap_from:
+            hold.items.append((0, b""))
+
+    def release(self, topic: Topic, after: int, expect: int) -> None:
+        """The stream's replay is queued: its held live events follow, those up to `after` (already
+        replayed) dropped; a hole from `expect` on, or between held events, becomes a GAP."""
+        hold = self.holds.pop(topic.key, None)
+        if not self.holds and not self.replays:
+            self.fast = self.plain and not self.behind
+        if hold is None or self.closed:
+            return
+        s = topic.stream
+        check = s.type != "quote"  # quotes supersede each other: a skipped one is no loss
+        reset = False
+        for seq, data in hold.items:
+            self.size -= len(data)
+            if seq == 0:  # renumbered here: what follows is a new numbering
+                reset, after, expect = True, 0, 0
+                continue
+            if seq <= after:
+                continue
+            if reset:
+                self.push_frame(self.gap_frame(self, s.type, s.symbol, s.period, 1, seq - 1, "reset"))
+                reset = False
+            elif check and expect and seq > expect:
+                self.push_frame(self.gap_frame(self, s.type, s.symbol, s.period, expect, seq - 1, "upstream"))
+            expect = seq + 1
+            self._admit(data, topic)
+        if hold.gap_from:
+            reason = "slow_consumer"
+            self.push_frame(self.gap_frame(self, s.type, s.symbol, s.period, hold.gap_from, hold.gap_to, reason))
+
+    def replays_done(self) -> None:
+        if not self.replays and not self.holds:
+            self.fast = self.plain and not self.behind
+
     # ------------------------------------------------------------------ write
     def flush(self) -> tuple[int, int]:
         """Write what may be written now; returns (messages, bytes) written."""
@@ -214,7 +313,7 @@ class Session:
             if buffered > self.high_water // 2:
                 return 0, 0
             self.behind = False
-            self.fast = self.plain
+            self.fast = self.plain and not self.holds and not self.replays
             if self.batched:
                 self._seal()
             frames = self.pending
@@ -236,11 +335,29 @@ class Session:
             frames = self.pending
         if not frames:
             return 0, 0
-        nbytes = self.size if self.plain and not self.quotes and not self.gaps else sum(map(len, frames))
+        nbytes = sum(map(len, frames)) if (self.quotes or self.gaps or not self.plain) else self._written_size()
         t.writelines(frames)
         n = len(frames) + self.merged
-        self._clear()
+        self._sent()
         return n, nbytes
+
+    def _written_size(self) -> int:
+        held = 0
+        for hold in self.holds.values():
+            for _, data in hold.items:
+                held += len(data)
+        return self.size - held
+
+    def _sent(self) -> None:
+        """The outbox went to the socket; held events stay counted."""
+        held = self._written_size() if self.holds else self.size
+        self.pending = []
+        self.size -= held
+        self.merged = 0
+        if self.quotes:
+            self.quotes = {}
+        if self.gaps:
+            self.gaps = {}
 
     def write_now(self) -> None:
         """Before a close: put everything queued on the wire regardless of backpressure."""
@@ -270,6 +387,10 @@ class Session:
             self.quotes = {}
         if self.gaps:
             self.gaps = {}
+        if self.holds:
+            self.holds = {}
+        if self.replays:
+            self.replays = deque()
 
     # ------------------------------------------------------------------ subscriptions
     def add_stream(self, stream: Stream) -> bool:
@@ -290,6 +411,9 @@ class Session:
             self.quotes.pop(key, None)
         if self.gaps:
             self.gaps.pop(key, None)
+        hold = self.holds.pop(key, None)
+        if hold is not None:
+            self.size -= sum(len(d) for _, d in hold.items)
         left = self.symbols[stream.symbol] - 1
         if left:
             self.symbols[stream.symbol] = left

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import msgspec
 from argus_protocol import SourceStatus, iso_now
+from argus_protocol.messages import Envelope, Status
 
 log = logging.getLogger("argus.sources")
 
@@ -47,8 +48,9 @@ class SourceTracker:
         prev = self.overall.get(st.source)
         self.overall[st.source] = st
         if was_silent or prev is None:
-            return st if (was_silent or st.state != "live") else None
-        return st if prev.state != st.state or prev.reason != st.reason else None
+            return st if (was_silent or st.state != "live" or st.unsupported) else None
+        changed = prev.state != st.state or prev.reason != st.reason or prev.unsupported != st.unsupported
+        return st if changed else None
 
     def check_silence(self) -> list[SourceStatus]:
         """Sources whose heartbeat stopped: a synthesized `down` for each, once."""
@@ -77,5 +79,34 @@ class SourceTracker:
     def not_live(self) -> list[SourceStatus]:
         return [s for s in self.overall.values() if s.state != "live"]
 
+    def unsupported_for(self, data_types: Collection[str]) -> list[SourceStatus]:
+        """Sources that said they cannot provide one of `data_types` (QMT without Level-2: trade)."""
+        wanted = set(data_types)
+        return [s for s in self.overall.values() if wanted.intersection(s.unsupported)]
+
+    def on_subscribe(self, first: bool, data_types: Collection[str]) -> list[SourceStatus]:
+        """The source STATUS a SUBSCRIBE is answered with: every source not live when these are the
+        session's first streams, and every source that cannot serve a requested type, each once."""
+        out = {s.source: s for s in self.not_live()} if first else {}
+        for s in self.unsupported_for(data_types):
+            out.setdefault(s.source, s)
+        return list(out.values())
+
     def for_symbol(self, symbol: str) -> list[SourceStatus]:
         return [s for (_, sym), s in self.symbols.items() if sym == symbol]
+
+
+def status_envelope(st: SourceStatus) -> Envelope:
+    """A source status as the STATUS clients get."""
+    return Envelope(
+        "STATUS",
+        Status(
+            source=st.source,
+            state=st.state,
+            since=st.since,
+            symbol=st.symbol,
+            reason=st.reason,
+            unsupported=st.unsupported,
+        ),
+        iso_now(),
+    )

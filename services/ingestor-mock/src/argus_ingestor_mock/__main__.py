@@ -13,12 +13,18 @@ FLAG_KEYS = {
     "universe": "datasource.options.mock.universe",
     "seed": "datasource.options.mock.seed",
     "schedule": "datasource.options.mock.schedule",
+    "history": "datasource.options.mock.history",
+    "history_periods": "datasource.options.mock.history_periods",
+    "history_trades": "datasource.options.mock.history_trades",
 }
 ENV_KEYS = {
     "MOCK_RATE": "datasource.options.mock.rate",
     "MOCK_UNIVERSE": "datasource.options.mock.universe",
     "MOCK_SEED": "datasource.options.mock.seed",
     "MOCK_SCHEDULE": "datasource.options.mock.schedule",
+    "MOCK_HISTORY": "datasource.options.mock.history",
+    "MOCK_HISTORY_PERIODS": "datasource.options.mock.history_periods",
+    "MOCK_HISTORY_TRADES": "datasource.options.mock.history_trades",
 }
 
 
@@ -27,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--universe", type=int, help="always-on symbols 000001.SZ, 000002.SZ, ... (default 10)")
     p.add_argument("--seed", type=int, help="make prices repeatable")
     p.add_argument("--schedule", choices=["always", "cn"], help="always (default) or the A-share sessions")
+    p.add_argument(
+        "--history", type=int, help="closed bars seeded per period when a symbol starts (default 300, 0: none)"
+    )
+    p.add_argument(
+        "--history-periods", help="kline periods seeded, comma-separated (default all: 1m,5m,15m,30m,60m,1d)"
+    )
+    p.add_argument("--history-trades", type=int, help="trades seeded per symbol (default 200)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

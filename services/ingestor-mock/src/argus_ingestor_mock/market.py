@@ -13,6 +13,7 @@ at local midnight: the last price becomes `prev_close`, cumulative volume and tu
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from collections.abc import Collection
@@ -28,6 +29,8 @@ LEVELS = 5
 LIMIT = 0.10  # ±10% daily price limit around prev_close
 VOLATILITY = 0.0008  # per trade, relative standard deviation
 _SPREAD = 6**0.5  # (u1 - u2) of two uniforms has standard deviation 1/sqrt(6)
+LOTS_PER_TRADE = 25.5  # mean lots per trade: 1 + uniform 0..49
+_LOTS_VAR = (50**2 - 1) / 12
 _MASK64 = (1 << 64) - 1
 
 
@@ -175,19 +178,75 @@ class Instrument:
         out.amount = amount_t / 100
         return out
 
+    def step_span(self, now_ms: int, updates: float) -> Print:
+        """What `updates` consecutive `step()`s would trade, drawn at once (the past walk's step).
+
+        The aggregate follows the same model: 1-3 trades per update, each a move of `VOLATILITY`
+        and 1-50 lots, clamped to the daily limit; high and low are the extremes of a Brownian
+        bridge from the first trade to the last. No Trade payloads; the day's totals, the walk and
+        the trade ids advance as if the trades had happened.
+        """
+        if now_ms >= self.day_end:
+            self._new_day(now_ms)
+        gauss = self.rng.gauss
+        rand = self.rng.random
+        prev = self.prev_close_t
+        lo = prev - int(prev * LIMIT)
+        hi = prev + int(prev * LIMIT)
+        last = self.last_t
+        trades = max(1, round(2 * updates + gauss(0.0, 1.0) * (updates * 2 / 3) ** 0.5))
+        step = last * VOLATILITY
+        first = min(hi, max(lo, last + round(gauss(0.0, step))))
+        sigma2 = step * step * trades
+        close = min(hi, max(lo, first + round(gauss(0.0, sigma2**0.5))))
+        d = close - first
+        high = first + round((d + math.sqrt(d * d - 2 * sigma2 * math.log(1.0 - rand()))) / 2)
+        low = first + round((d - math.sqrt(d * d - 2 * sigma2 * math.log(1.0 - rand()))) / 2)
+        high = min(hi, max(high, first, close))
+        low = max(lo, min(low, first, close))
+        lots = max(trades, round(trades * LOTS_PER_TRADE + gauss(0.0, 1.0) * (trades * _LOTS_VAR) ** 0.5))
+        volume = lots * LOT
+        amount_t = (first + high + low + close) // 4 * volume  # a VWAP on the tick, within the range
+        self.trade_no += trades
+        if self.volume == 0:
+            self.open_t = self.high_t = self.low_t = first
+        if high > self.high_t:
+            self.high_t = high
+        if low < self.low_t:
+            self.low_t = low
+        self.last_t = close
+        self.volume += volume
+        self.amount_t += amount_t
+        out = Print()
+        out.open, out.high, out.low, out.close = first / 100, high / 100, low / 100, close / 100
+        out.volume = volume
+        out.amount = amount_t / 100
+        return out
+
     def feed(
-        self, now_ms: int, printed: Print, periods: Collection[str] = (), tick: bool = False
+        self, now_ms: int, printed: Print, periods: Collection[str] = (), tick: bool = False, keep: bool = False
     ) -> tuple[list[Kline], list[Tick]]:
-        """Feed an update into the klines and 分时; return the payloads of `periods` (and `tick`)."""
+        """Feed an update into the klines and 分时; return the payloads of `periods` (and `tick`),
+        and with `keep` every finished bar and minute too, so retention holds the whole day."""
         klines = self.bars.add_print(
-            now_ms, printed.open, printed.high, printed.low, printed.close, printed.volume, printed.amount, periods
+            now_ms,
+            printed.open,
+            printed.high,
+            printed.low,
+            printed.close,
+            printed.volume,
+            printed.amount,
+            periods,
+            PERIODS if keep else None,
         )
-        ticks = self.line.add(now_ms, printed.close, printed.volume, printed.amount, tick)
+        ticks = self.line.add(now_ms, printed.close, printed.volume, printed.amount, tick, keep or tick)
         return klines, ticks
 
-    def roll(self, now_ms: int, periods: Collection[str] = (), tick: bool = False) -> tuple[list[Kline], list[Tick]]:
+    def roll(
+        self, now_ms: int, periods: Collection[str] = (), tick: bool = False, keep: bool = False
+    ) -> tuple[list[Kline], list[Tick]]:
         """Close bars and the 分时 minute that ended without trades (market closed, symbol idle)."""
-        return self.bars.roll(now_ms, periods), self.line.roll(now_ms, tick)
+        return self.bars.roll(now_ms, periods, PERIODS if keep else None), self.line.roll(now_ms, tick or keep)
 
     def quote(self, when: str) -> Quote:
         # The book draws from its own generator (splitmix64): 1 bit for the touch, 6 per volume.
@@ -200,6 +259,14 @@ class Instrument:
         b = last - 1 if bits >> 63 else last
         if b < 5:
             b = 5
+        # Levels past the ±10% limit cannot hold orders: they are left out (an empty level is no level).
+        prev = self.prev_close_t
+        lo = prev - int(prev * LIMIT)
+        hi = prev + int(prev * LIMIT)
+        bids = [b - i for i in range(LEVELS) if b - i >= lo]
+        asks = [b + 1 + i for i in range(LEVELS) if b + 1 + i <= hi]
+        bid_volumes = [((bits >> (6 * i) & 63) + 1) * LOT for i in range(LEVELS)]
+        ask_volumes = [((bits >> (30 + 6 * i) & 63) + 1) * LOT for i in range(LEVELS)]
         return Quote(
             price=last / 100,
             open=self.open_t / 100,
@@ -209,20 +276,8 @@ class Instrument:
             volume=self.volume,
             amount=self.amount_t / 100,
             timestamp=when,
-            bid_prices=[b / 100, (b - 1) / 100, (b - 2) / 100, (b - 3) / 100, (b - 4) / 100],
-            bid_volumes=[
-                ((bits & 63) + 1) * LOT,
-                ((bits >> 6 & 63) + 1) * LOT,
-                ((bits >> 12 & 63) + 1) * LOT,
-                ((bits >> 18 & 63) + 1) * LOT,
-                ((bits >> 24 & 63) + 1) * LOT,
-            ],
-            ask_prices=[(b + 1) / 100, (b + 2) / 100, (b + 3) / 100, (b + 4) / 100, (b + 5) / 100],
-            ask_volumes=[
-                ((bits >> 30 & 63) + 1) * LOT,
-                ((bits >> 36 & 63) + 1) * LOT,
-                ((bits >> 42 & 63) + 1) * LOT,
-                ((bits >> 48 & 63) + 1) * LOT,
-                ((bits >> 54 & 63) + 1) * LOT,
-            ],
+            bid_prices=[p / 100 for p in bids],
+            bid_volumes=bid_volumes[: len(bids)],
+            ask_prices=[p / 100 for p in asks],
+            ask_volumes=ask_volumes[: len(asks)],
         )

@@ -9,26 +9,39 @@ again, so its volume never goes backwards.
 
 Updates are spread over each second: the active symbols are sliced across ~20 ms steps, each step
 yields one batch.
+
+A symbol's past is seeded when it first becomes active (history.py): its past walk's events go out
+in one batch before its first live one, and its live walk continues from where the past ended.
+Only streams JetStream retains nothing of are seeded (`SourceContext.retained_seq`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from argus_ingestor import Source, SourceContext, WantedSet
-from argus_protocol import BEIJING, Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent
+from argus_protocol import BEIJING, PERIODS, Event, KlineEvent, QuoteEvent, Stream, TickEvent, TradeEvent
 
+from .history import PastPlan, SeedSpec, plan_past, walk_past
 from .market import Instrument, local_iso
 from .schedule import SCHEDULES, is_open
+from .timeline import Timeline
+
+log = logging.getLogger("argus.mock")
 
 ALWAYS = ("000001.SZ", "600000.SH")
 STEPS_PER_SECOND = 50  # how finely a second is sliced, so updates spread rather than burst
 MAX_DORMANT = 100_000  # unwanted symbols whose state is kept for when they are wanted again
 CLOSED_REASON = "outside the A-share trading session (09:30-11:30, 13:00-15:00 Beijing)"
+KLINES_RETAINED = 1000  # closed bars JetStream keeps per symbol and period: seeding more is wasted
+TRADES_RETAINED = 2000  # trades JetStream keeps per symbol
+SEED_BUDGET_S = 0.05  # seeding per events() step at most this long, then a live step
+PLAN_REUSE_MS = 2000  # symbols seeded within this of each other share one past plan
 
 # what to publish for one symbol: quote, trades, 分时, kline periods
 Plan = tuple[bool, bool, bool, tuple[str, ...]]
@@ -54,6 +67,37 @@ class MockOptions:
             raise ValueError(f"universe: must be >= 0, got {self.universe}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        self.history = _whole(
+            "history", options.get("history", 300), KLINES_RETAINED, "closed bars retained per period"
+        )
+        self.history_trades = _whole(
+            "history_trades", options.get("history_trades", 200), TRADES_RETAINED, "trades retained per symbol"
+        )
+        self.history_periods = _periods(options.get("history_periods", PERIODS))
+
+
+def _whole(key: str, value: Any, most: int, what: str) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{key}: must be a whole number, got {value!r}")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: must be a whole number, got {value!r}") from None
+    if not 0 <= n <= most:
+        raise ValueError(f"{key}: must be within 0..{most} (the {what}), got {n}")
+    return n
+
+
+def _periods(value: Any) -> tuple[str, ...]:
+    """A list of kline periods, or the same comma-separated (env and flags)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"history_periods: must be a list of periods ({', '.join(PERIODS)}), got {value!r}")
+    names = [str(item).strip() for item in items if str(item).strip()]
+    unknown = [n for n in names if n not in PERIODS]
+    if unknown:
+        raise ValueError(f"history_periods: {unknown[0]!r} is not one of {', '.join(PERIODS)}")
+    return tuple(p for p in PERIODS if p in names)
 
 
 class MockSource(Source):
@@ -75,16 +119,27 @@ class MockSource(Source):
         self._ctx: SourceContext | None = None
         self._open: bool | None = None
         self._last_roll = 0.0
+        self._seeding = self.opts.history > 0
+        self._pending: dict[str, None] = {}  # fresh symbols whose past goes out before they go live
+        self._timeline = Timeline(self.opts.schedule)
+        self._past_plans: dict[SeedSpec, PastPlan] = {}
+        self._round_symbols = 0  # symbols and events seeded since the queue was last empty, since when
+        self._round_events = 0
+        self._round_start = 0.0
         for s in self.always:
             self.instruments[s] = Instrument(s, self.opts.seed)
-            self._order.append(s)
             self._plans[s] = QUOTE_ONLY
+            if self._seeding:
+                self._pending[s] = None
+            else:
+                self._order.append(s)
 
     async def start(self, ctx: SourceContext) -> None:
         self._ctx = ctx
         self._stop.clear()
         if not self._check_session():
-            self._urgent = list(self.always)  # closed: still one quote each, so snapshots exist
+            # closed: still one quote each, so snapshots exist (symbols being seeded get it with their past)
+            self._urgent = [s for s in self.always if s not in self._pending]
 
     async def stop(self) -> None:
         self._stop.set()
@@ -104,7 +159,11 @@ class MockSource(Source):
             self._order = [s for s in self._order if s not in gone]
             self._urgent = [s for s in self._urgent if s not in gone]
             for s in dropped:
-                self._dormant[s] = None
+                if s in self._pending:  # never went live: forgotten, seeded if wanted again
+                    del self._pending[s]
+                    self.instruments.pop(s, None)
+                else:
+                    self._dormant[s] = None
             while len(self._dormant) > MAX_DORMANT:
                 evicted, _ = self._dormant.popitem(last=False)
                 self.instruments.pop(evicted, None)
@@ -113,6 +172,9 @@ class MockSource(Source):
             inst = self.instruments.get(s)
             if inst is None:
                 self.instruments[s] = Instrument(s, self.opts.seed)
+                if self._seeding:
+                    self._pending[s] = None  # goes live once its past is out (events())
+                    continue
             else:
                 # Back from dormancy: bars that ended meanwhile close silently (nobody watched them).
                 self._dormant.pop(s, None)
@@ -148,6 +210,14 @@ class MockSource(Source):
                 await asyncio.sleep(0)  # behind: still let NATS, demand and heartbeats run
             if self._stop.is_set():
                 return
+            if self._pending:
+                started = time.perf_counter()
+                while self._pending and time.perf_counter() - started < SEED_BUDGET_S:
+                    batch = self._seed_next()
+                    if batch:
+                        yield batch
+                    if self._stop.is_set():
+                        return
             if not self._check_session():
                 now = self.clock()
                 batch = []
@@ -170,11 +240,74 @@ class MockSource(Source):
             if batch:
                 yield batch
 
+    # seeding the past ------------------------------------------------------------------------
+    def _seed_next(self) -> list[Event]:
+        """Seed the next pending symbol's past and make it live; its seeded events."""
+        sym = next(iter(self._pending))
+        del self._pending[sym]
+        started = time.perf_counter()
+        if not self._round_symbols:
+            self._round_start = started
+        spec = self._seed_spec(sym)
+        events: list[Event] = []
+        if not spec.empty:  # else every stream is retained: the live walk just starts
+            events = walk_past(self.instruments[sym], self._past_plan(spec), self.name)
+        self._order.append(sym)
+        if self._open or not spec.quote:
+            self._urgent.append(sym)  # open: trades on the next step; closed: its one quote
+        log.debug(
+            "history seeded",
+            extra={"symbol": sym, "events": len(events), "ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        self._round_symbols += 1
+        self._round_events += len(events)
+        if not self._pending:
+            seconds = round(time.perf_counter() - self._round_start, 3)  # publishing and live steps included
+            log.info(
+                "history seeded",
+                extra={"symbols": self._round_symbols, "events": self._round_events, "seconds": seconds},
+            )
+            self._round_symbols = self._round_events = 0
+        return events
+
+    def _seed_spec(self, sym: str) -> SeedSpec:
+        """What to seed: everything for the always-on universe; for a symbol wanted later, the
+        types wanted now, with every history period as soon as one kline period is wanted."""
+        opts = self.opts
+        if sym in self._always_set:
+            quote, trades, tick, periods = True, True, True, opts.history_periods
+        else:
+            quote, trades, tick, wanted_periods = self._plans.get(sym, QUOTE_ONLY)
+            periods = opts.history_periods if wanted_periods else ()
+        fresh = self._has_no_history
+        return SeedSpec(
+            quote=quote and fresh(Stream("quote", sym)),
+            tick=tick and fresh(Stream("tick", sym)),
+            trades=opts.history_trades if trades and fresh(Stream("trade", sym)) else 0,
+            periods=tuple(p for p in periods if fresh(Stream("kline", sym, p))),
+            bars=opts.history,
+        )
+
+    def _has_no_history(self, stream: Stream) -> bool:
+        return self._ctx is None or self._ctx.retained_seq(stream) <= 0
+
+    def _past_plan(self, spec: SeedSpec) -> PastPlan:
+        """Symbols seeded close together with the same spec share one plan (and its calendar look-ups)."""
+        now_ms = int(self.clock() * 1000)
+        plans = {k: p for k, p in self._past_plans.items() if 0 <= now_ms - p.now_ms < PLAN_REUSE_MS}
+        plan = plans.get(spec)
+        if plan is None:
+            plan = plans[spec] = plan_past(spec, now_ms, self._timeline, self.opts.rate)
+        self._past_plans = plans
+        return plan
+
+    # live ---------------------------------------------------------------------------------
     def _update(self, symbols: list[str]) -> list[Event]:
         now_ms = int(self.clock() * 1000)
         when = local_iso(now_ms, BEIJING)  # one instant for the whole step: format it once
         plans = self._plans
         instruments = self.instruments
+        always = self._always_set
         name = self.name
         out: list[Event] = []
         append = out.append
@@ -185,7 +318,8 @@ class MockSource(Source):
             inst = instruments[sym]
             quote, trades, tick, periods = plan
             printed = inst.step(now_ms, when, trades)
-            klines, ticks = inst.feed(now_ms, printed, periods, tick)
+            # always-on symbols publish every finished bar and minute: a chart opened later is full
+            klines, ticks = inst.feed(now_ms, printed, periods, tick, sym in always)
             if quote:
                 append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(when)))
             if trades:
@@ -210,7 +344,7 @@ class MockSource(Source):
         name = self.name
         for sym in self._order:
             _, _, tick, periods = self._plans[sym]
-            klines, ticks = self.instruments[sym].roll(now_ms, periods, tick)
+            klines, ticks = self.instruments[sym].roll(now_ms, periods, tick, sym in self._always_set)
             out.extend(TickEvent(symbol=sym, source=name, tick=t) for t in ticks)
             out.extend(KlineEvent(symbol=sym, source=name, kline=k) for k in klines)
         return out

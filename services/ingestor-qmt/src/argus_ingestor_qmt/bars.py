@@ -12,7 +12,7 @@ without configured sessions (most futures) use clock-aligned buckets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from argus_ingestor.bars import bucket_start_ms
@@ -79,8 +79,17 @@ class Sessions:
 class SymbolBars:
     """One symbol's native bars and what was last published for each of its streams."""
 
-    def __init__(self, symbol: str, sessions: Sessions, day_close_min: int, grace_ms: int, keep: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        sessions: Sessions,
+        day_close_min: int,
+        grace_ms: int,
+        keep: int,
+        day_end: Callable[[int], int | None] | None = None,
+    ) -> None:
         self.symbol = symbol
+        self.day_end = day_end  # a daily bar's open ms -> when it is final (the exchange calendar)
         self.market = market_of(symbol)
         info = MARKETS.get(self.market)
         self.vwap_from_amount = info is not None and info.kind == "equity"  # futures' amount has the multiplier
@@ -112,6 +121,7 @@ class SymbolBars:
         """New or changed payloads of the last closed and the forming bucket of each stream."""
         out: list[Event] = []
         for kind, period in streams:
+            items: list[tuple[int, Kline]] | list[tuple[int, Tick]]
             if kind == "kline" and period in NATIVE_MS:
                 items = self._native(period, now_ms)
             elif kind == "kline" and period in DERIVED_MIN:
@@ -143,7 +153,10 @@ class SymbolBars:
         out = []
         for i, k in enumerate(keys):
             b = s[k]
-            end = k + (self.day_close_ms if period == "1d" else NATIVE_MS[period])
+            end = k + NATIVE_MS[period]
+            if period == "1d":
+                final = self.day_end(k) if self.day_end is not None else None
+                end = final if final is not None else k + self.day_close_ms
             closed = self._closed(i == len(keys) - 1, end, now_ms)
             out.append((k, _kline(period, k, [b], closed)))
         return out

@@ -69,7 +69,19 @@ def _levels(row: Row, key: str) -> list[float]:
     v = row.get(key)
     if not isinstance(v, list | tuple):
         return []
-    return [float(x) for x in v[:BOOK_DEPTH]]
+    return [float(x) if isinstance(x, int | float) else 0.0 for x in v[:BOOK_DEPTH]]
+
+
+def book_side(row: Row, prices: str, volumes: str, unit: int) -> tuple[list[float], list[int]]:
+    """One side's levels best first; an empty level (QMT sends price 0: no ask at limit-up, a thin
+    book) is left out, so prices and volumes always pair up and no price is 0."""
+    out_p: list[float] = []
+    out_v: list[int] = []
+    for price, vol in zip(_levels(row, prices), _levels(row, volumes), strict=False):
+        if price > 0 and vol > 0:
+            out_p.append(price)
+            out_v.append(int(vol) * unit)
+    return out_p, out_v
 
 
 def _book_lot(row: Row, lot: int) -> int:
@@ -93,6 +105,8 @@ def quote(row: Row, lot: int) -> Quote | None:
     else:
         volume = int(_f(row, "volume")) * lot
     book = _book_lot(row, lot)
+    bids = book_side(row, "bidPrice", "bidVol", book)
+    asks = book_side(row, "askPrice", "askVol", book)
     return Quote(
         price=price,
         open=_f(row, "open"),
@@ -102,10 +116,10 @@ def quote(row: Row, lot: int) -> Quote | None:
         volume=volume,
         amount=round(_f(row, "amount"), 2),
         timestamp=iso_ms(ms),
-        bid_prices=_levels(row, "bidPrice"),
-        bid_volumes=[int(v) * book for v in _levels(row, "bidVol")],
-        ask_prices=_levels(row, "askPrice"),
-        ask_volumes=[int(v) * book for v in _levels(row, "askVol")],
+        bid_prices=bids[0],
+        bid_volumes=bids[1],
+        ask_prices=asks[0],
+        ask_volumes=asks[1],
     )
 
 

@@ -8,8 +8,6 @@ from typing import Any, Literal
 import msgspec
 from argus_ingestor.sessions import parse_session as parse_span
 
-DEFAULT_SESSIONS = ["09:30-11:30", "13:00-15:00"]
-
 
 class QmtOptions(msgspec.Struct, forbid_unknown_fields=True):
     host: str = ""  # xtdata service address; "" lets xtquant find the local MiniQMT
@@ -24,10 +22,12 @@ class QmtOptions(msgspec.Struct, forbid_unknown_fields=True):
     call_timeout: float = 10.0  # a blocking xtdata call taking longer counts as MiniQMT gone
     close_grace: float = 2.0  # seconds past a bar's end before it is sent closed without a newer bar
     roll_interval: float = 1.0
-    sessions: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_SESSIONS))
+    sessions: list[
+        str
+    ] = []  # session minutes for 15/30/60m and 分时; [] = the SSE calendar's (09:30-11:30, 13:00-15:00)
     session_markets: list[str] = msgspec.field(default_factory=lambda: ["SH", "SZ", "BJ", "IF"])
     halted_statuses: list[int] = msgspec.field(default_factory=lambda: [17, 20])  # 临时停牌P, 暂停交易至闭市N
-    day_close: str = "15:00"  # a 1d bar is closed this long after its date's midnight (plus close_grace)
+    day_close: str = "15:00"  # markets without an exchange calendar (futures): a 1d bar closes this long after midnight
     bond_prefixes: dict[str, list[str]] = msgspec.field(
         default_factory=lambda: {"SH": ["10", "11"], "SZ": ["10", "11", "12"]}
     )  # codes whose QMT lot is 10 (bonds); other equities 100, futures 1

@@ -15,15 +15,18 @@ import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from datetime import time as dtime
+from functools import partial
 from typing import Any
 
 from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
-from argus_protocol import Event, Quote, QuoteEvent, TradeEvent, market_of
+from argus_protocol import BEIJING, Event, Quote, QuoteEvent, TradeEvent, market_of
 
 from . import normalize
 from .bars import NATIVE_MS, Sessions, SymbolBars, native_periods
 from .mailbox import Mailbox
+from .markethours import MarketHours
 from .options import load_options, parse_session
 
 log = logging.getLogger("argus.qmt")
@@ -48,7 +51,9 @@ class QmtSource(Source):
         self.opts = load_options(self.options)
         self.xt = xtdata
         self.clock = clock or time.time
-        self.sessions = Sessions([parse_session(s) for s in self.opts.sessions], self.opts.session_markets)
+        self.hours = MarketHours()
+        spans = [parse_session(s) for s in self.opts.sessions] or self.hours.a_share_minutes(self._now())
+        self.sessions = Sessions(spans, self.opts.session_markets)
         close = dtime.fromisoformat(self.opts.day_close)
         self._day_close_min = close.hour * 60 + close.minute
         self.unsupported = [] if self.opts.level2 else ["trade"]
@@ -71,6 +76,8 @@ class QmtSource(Source):
         self._bars: dict[str, SymbolBars] = {}
         self._quotes: dict[str, Quote] = {}
         self._halted: dict[str, str] = {}
+        self._halted_at: dict[str, int] = {}  # epoch ms of what said so: older news cannot lift it
+        self._reported: tuple[str, str | None] | None = None
         self._foreign: set[str] = set()  # wanted symbols of markets QMT does not have
         self._lots: dict[str, int] = {}
         self.callback_errors = 0
@@ -137,18 +144,28 @@ class QmtSource(Source):
         return self._queue.batches()
 
     # status -------------------------------------------------------------------------------
-    def _report(self, state: str, reason: str | None = None) -> None:
-        if self._ctx is not None:
-            self._ctx.status(state, reason=reason, unsupported=self.unsupported)
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), BEIJING)
 
-    def _set_halted(self, symbol: str, reason: str | None) -> None:
+    def _report(self, state: str, reason: str | None = None) -> None:
+        """Report the connection's state; connected is `live` while a wanted market trades, else `closed`."""
+        if state == "live":
+            state, reason = self.hours.state({market_of(s) for s in self._streams}, self._now())
+        if self._ctx is None or self._reported == (state, reason):
+            return
+        self._reported = (state, reason)
+        self._ctx.status(state, reason=reason, unsupported=self.unsupported)
+
+    def _set_halted(self, symbol: str, reason: str | None, at_ms: int = 0) -> None:
         if self._halted.get(symbol) == reason or self._ctx is None:
             return
         if reason is None:
             del self._halted[symbol]
+            self._halted_at.pop(symbol, None)
             self._ctx.status("live", symbol=symbol)
         else:
             self._halted[symbol] = reason
+            self._halted_at[symbol] = at_ms
             self._ctx.status("halted", symbol=symbol, reason=reason)
 
     def _count(self, kind: str) -> None:
@@ -233,9 +250,10 @@ class QmtSource(Source):
     async def _watch(self) -> str:
         """Returns why the connection is considered lost."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self.opts.health_interval)
-                return self._lost_reason
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow stop()'s cancel
+                async with asyncio.timeout(self.opts.health_interval):
+                    await self._lost.wait()
+                    return self._lost_reason
             try:
                 await self._call(self._probe)
             except Exception as e:  # noqa: BLE001
@@ -388,6 +406,7 @@ class QmtSource(Source):
                 self._day_close_min,
                 int(self.opts.close_grace * 1000),
                 self.opts.bars_history + 10,
+                day_end=partial(self.hours.day_end_ms, market_of(symbol)),
             )
         return sb
 
@@ -415,7 +434,7 @@ class QmtSource(Source):
                 continue
             reason = normalize.halt_reason(row, symbol, self.opts.halted_statuses, open_minute)
             if reason is not None:
-                self._set_halted(symbol, reason)
+                self._set_halted(symbol, reason, normalize.row_time_ms(row) or int(self.clock() * 1000))
                 continue
             q = normalize.quote(row, self._lot(symbol))
             if q is None:
@@ -440,8 +459,16 @@ class QmtSource(Source):
                 newest = sb.add(period, (b for b in items if not b.suspended and b.close > 0))
                 last = max(items, key=lambda b: b.open_ms)
                 if last.suspended:
-                    self._set_halted(symbol, "suspended: QMT bar suspendFlag 1")
-                elif newest is not None and newest.volume > 0 and symbol in self._halted and symbol not in quotes:
+                    self._set_halted(symbol, "suspended: QMT bar suspendFlag 1", last.open_ms)
+                elif (
+                    newest is not None
+                    and newest.volume > 0
+                    and symbol in self._halted
+                    and symbol not in quotes
+                    and newest.open_ms > self._halted_at.get(symbol, 0)
+                ):
+                    # only a bar that began after the halt was seen says trading resumed; backfilled
+                    # history from before it (a reconnect) says nothing about now
                     self._set_halted(symbol, None)
             events.extend(sb.events(self._streams.get(symbol, ()), now_ms))
         for symbol, row in trades:
@@ -461,6 +488,8 @@ class QmtSource(Source):
             for symbol, sb in self._bars.items():
                 events.extend(sb.events(self._streams.get(symbol, ()), now_ms))
             self._queue.put(events)
+            if self.connected:
+                self._report("live")  # the calendar may have moved on: live <-> closed
 
 
 def _describe(e: BaseException) -> str:

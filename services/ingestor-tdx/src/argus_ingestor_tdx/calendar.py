@@ -1,73 +1,78 @@
-"""Trading sessions and holidays (Beijing time): when to poll, and which minute a 分时 index is."""
+"""The A-share trading calendar as the TDX source asks it: when to poll, which trading day data
+belongs to, and which minute a 分时 index is. Days, auctions and holidays come from argus-calendar."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
+from argus_calendar import Calendar, Phase
 from argus_protocol import BEIJING
 
 Clock = Callable[[], datetime]
+
+CLOSED_REASONS: dict[Phase, str] = {
+    "lunch": "lunch break",
+    "closed": "outside trading sessions",
+}
 
 
 def beijing_now() -> datetime:
     return datetime.now(BEIJING)
 
 
-class TradingCalendar:
-    """Weekdays minus holidays, each with the same sessions; `always` makes every moment a session."""
+class TradingSchedule:
+    """SSE/SZSE/BSE days and phases; `always` makes every moment a trading moment (tests, drills)."""
 
-    def __init__(
-        self, sessions: Iterable[tuple[time, time]], holidays: Iterable[date] = (), always: bool = False
-    ) -> None:
-        self.sessions = sorted(sessions)
-        self.holidays = frozenset(holidays)
+    def __init__(self, extra_closed: Iterable[date] = (), always: bool = False) -> None:
+        self.calendar = Calendar.for_market("SH", extra_closed)
         self.always = always
-        grid: list[time] = []
-        for start, end in self.sessions:
-            t = datetime.combine(date.min, start)
-            stop = datetime.combine(date.min, end)
-            while t < stop:
-                grid.append(t.time())
-                t += timedelta(minutes=1)
-        self.minutes = grid  # start of each session minute; 分时 index i is minutes[i]
 
-    def is_trading_day(self, d: date) -> bool:
-        return d.weekday() < 5 and d not in self.holidays
+    def phase(self, now: datetime) -> Phase:
+        return "open" if self.always else self.calendar.phase(now)
 
-    def in_session(self, now: datetime) -> bool:
+    def active(self, now: datetime) -> bool:
+        """Polled: the call auctions (quotes show the indicative price), the pause after the
+        opening auction (its result) and continuous trading; not the lunch break, nights or holidays."""
+        return self.always or self.calendar.is_active(now)
+
+    def closed_reason(self, now: datetime) -> str:
+        local = now.astimezone(BEIJING)
+        if not self.calendar.is_trading_day(local.date()):
+            return "not a trading day (weekend or exchange holiday)"
+        return CLOSED_REASONS.get(self.phase(now), "outside trading sessions")
+
+    def next_active(self, now: datetime) -> datetime:
+        return now if self.always else self.calendar.next_active(now)
+
+    def session_day(self, now: datetime) -> date:
+        """The trading day TDX's intraday data belongs to: today's from the opening auction on,
+        before that (and on holidays) the previous trading day's."""
         if self.always:
-            return True
-        local = now.astimezone(BEIJING)
-        if not self.is_trading_day(local.date()):
-            return False
-        t = local.time()
-        return any(start <= t < end for start, end in self.sessions)
+            return now.astimezone(BEIJING).date()
+        return self.calendar.trading_day_at(now)
 
-    def day_over(self, now: datetime) -> bool:
-        """True once today's last session has ended (or today is no trading day)."""
+    def day_over(self, day: date, now: datetime) -> bool:
+        """True once trading day `day` has closed (a day without trading is over once it began)."""
         if self.always:
-            return False
-        local = now.astimezone(BEIJING)
-        return not self.is_trading_day(local.date()) or local.time() >= self.sessions[-1][1]
-
-    def next_open(self, now: datetime) -> datetime:
-        """The next session start strictly after `now` (now itself when in session)."""
-        if self.in_session(now):
-            return now
-        local = now.astimezone(BEIJING)
-        d = local.date()
-        for _ in range(400):  # a year of holidays is the worst case
-            if self.is_trading_day(d):
-                for start, _end in self.sessions:
-                    at = datetime.combine(d, start, BEIJING)
-                    if at > local:
-                        return at
-            d += timedelta(days=1)
-        raise ValueError("no trading day within 400 days; check the holiday list")
+            return day < now.astimezone(BEIJING).date()
+        return self.calendar.day_over(day, now)
 
     def minute_at(self, day: date, index: int) -> datetime | None:
-        """The Beijing start time of the 分时 point at `index`, None past the session grid."""
-        if not 0 <= index < len(self.minutes):
+        """The Beijing start time of the 分时 point at `index` on `day`, None past the session grid."""
+        if index < 0:
             return None
-        return datetime.combine(day, self.minutes[index], BEIJING)
+        hours = self.calendar.trading_hours(day)
+        if not hours:  # `always` on a closed day: the grid of a regular trading day
+            regular = self.calendar.trading_hours(self.calendar.previous_trading_day(day))
+            hours = tuple((_on(day, a), _on(day, b)) for a, b in regular)
+        for start, end in hours:
+            span = int((end - start) / timedelta(minutes=1))
+            if index < span:
+                return start + timedelta(minutes=index)
+            index -= span
+        return None
+
+
+def _on(day: date, t: datetime) -> datetime:
+    return datetime.combine(day, t.timetz())

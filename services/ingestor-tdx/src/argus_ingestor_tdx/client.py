@@ -121,6 +121,14 @@ def _reason(e: BaseException, api: TdxHq_API) -> str:
     if isinstance(e, TimeoutError | socket.timeout):
         return "timeout"
     if isinstance(e, TdxConnectionError):
+        # pytdx re-raises every connect failure as "other errors"; the socket's own error says which
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, TimeoutError | socket.timeout) or "timeout" in str(e):
+            return "connect timeout"
+        if isinstance(cause, OSError):
+            return f"cannot connect: {cause.strerror or cause}"
         return f"cannot connect ({e})"
     if isinstance(e, ResponseRecvFails):
         # pytdx raises the same error for a zero-length body and for a peer that hung up; peek to tell.

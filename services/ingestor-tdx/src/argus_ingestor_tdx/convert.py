@@ -40,6 +40,8 @@ def quote(row: Row, divisor: int, decimals: int, day: date, now: datetime) -> Qu
     def p(key: str) -> float:
         return _price(row[key], divisor, decimals)
 
+    bids = book_side(row, "bid", divisor, decimals)
+    asks = book_side(row, "ask", divisor, decimals)
     return Quote(
         price=p("price"),
         open=p("open"),
@@ -49,11 +51,24 @@ def quote(row: Row, divisor: int, decimals: int, day: date, now: datetime) -> Qu
         volume=int(row["vol"]) * LOT,
         amount=round(float(row["amount"]), 2),
         timestamp=servertime(day, row.get("servertime", ""), now),
-        bid_prices=[p(f"bid{i}") for i in range(1, 6)],
-        bid_volumes=[int(row[f"bid_vol{i}"]) * LOT for i in range(1, 6)],
-        ask_prices=[p(f"ask{i}") for i in range(1, 6)],
-        ask_volumes=[int(row[f"ask_vol{i}"]) * LOT for i in range(1, 6)],
+        bid_prices=bids[0],
+        bid_volumes=bids[1],
+        ask_prices=asks[0],
+        ask_volumes=asks[1],
     )
+
+
+def book_side(row: Row, side: str, divisor: int, decimals: int) -> tuple[list[float], list[int]]:
+    """One side's levels best first; an empty level (TDX sends price 0, e.g. no ask at limit-up) is left out."""
+    prices: list[float] = []
+    volumes: list[int] = []
+    for i in range(1, 6):
+        price = _price(row[f"{side}{i}"], divisor, decimals)
+        volume = int(row[f"{side}_vol{i}"]) * LOT
+        if price > 0 and volume > 0:
+            prices.append(price)
+            volumes.append(volume)
+    return prices, volumes
 
 
 def bar_open_time(row: Row, period: str) -> datetime:

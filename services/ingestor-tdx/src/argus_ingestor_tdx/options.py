@@ -6,9 +6,6 @@ from datetime import date
 from typing import Any, Literal
 
 import msgspec
-from argus_ingestor.sessions import parse_session
-
-DEFAULT_SESSIONS = ["09:30-11:30", "13:00-15:00"]
 
 # Codes whose /100 prices (quotes, 分时, transactions) carry three decimals: funds/ETFs and bonds.
 DEFAULT_THREE_DECIMALS = {
@@ -30,9 +27,8 @@ class TdxOptions(msgspec.Struct, forbid_unknown_fields=True):
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     down_after: float = 30.0  # seconds of total failure before `stale` becomes `down`
-    schedule: Literal["exchange", "always"] = "exchange"
-    sessions: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_SESSIONS))
-    holidays: list[str] = []
+    schedule: Literal["exchange", "always"] = "exchange"  # exchange: the SSE/SZSE calendar (argus-calendar)
+    holidays: list[str] = []  # extra closed days the calendar package does not know (yet)
     bars_count: int = 3
     trades_page: int = 200
     trades_backfill: int = 20
@@ -59,7 +55,12 @@ def parse_hostport(item: str) -> tuple[str, int]:
 def load_options(raw: dict[str, Any]) -> TdxOptions:
     """Raises ValueError naming the key; the CLI turns that into exit code 2."""
     data = dict(raw)
-    for key in ("hosts", "holidays", "sessions"):
+    if "sessions" in data:
+        raise ValueError(
+            "sessions: no longer an option; sessions, auctions and holidays come from the exchange calendar "
+            "(argus-calendar): remove the key"
+        )
+    for key in ("hosts", "holidays"):
         if key in data:
             data[key] = _split(data[key])
     try:
@@ -70,8 +71,6 @@ def load_options(raw: dict[str, Any]) -> TdxOptions:
         raise ValueError("hosts: at least one TDX server is needed (TDX_HOSTS=host:port,... or --hosts)")
     for item in opts.hosts:
         parse_hostport(item)
-    for item in opts.sessions:
-        parse_session(item)
     for item in opts.holidays:
         try:
             date.fromisoformat(item)

@@ -12,19 +12,31 @@ from functools import partial
 from typing import Any
 
 from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
-from argus_protocol import BEIJING, PERIOD_SECONDS, Event, Kline, KlineEvent, Quote, QuoteEvent, TickEvent, TradeEvent
+from argus_protocol import (
+    PERIOD_SECONDS,
+    Event,
+    Kline,
+    KlineEvent,
+    Quote,
+    QuoteEvent,
+    Stream,
+    TickEvent,
+    TradeEvent,
+)
 
 from . import convert, fetch
-from .calendar import Clock, TradingCalendar, beijing_now
+from .calendar import Clock, TradingSchedule, beijing_now
 from .hostpool import HostPool
 from .instruments import BAR_CATEGORIES, NotOnTdx, PriceScale, from_tdx, to_tdx
-from .options import load_options, parse_session
+from .options import load_options
 from .trades import TradeTracker
 from .workers import NoHostAnswered, WorkerPool
 
 log = logging.getLogger("argus.tdx")
 
 MAX_IDLE_SLEEP = 60.0  # outside sessions: re-check the clock at least this often
+# A symbol's own problems, worst first: what its STATUS says when several apply.
+SYMBOL_STATES = ("halted", "down", "stale")
 
 
 class TdxSource(Source):
@@ -34,10 +46,8 @@ class TdxSource(Source):
         super().__init__(options)
         self.opts = load_options(self.options)
         self.clock: Clock = clock or beijing_now
-        self.calendar = TradingCalendar(
-            [parse_session(s) for s in self.opts.sessions],
-            [date.fromisoformat(h) for h in self.opts.holidays],
-            always=self.opts.schedule == "always",
+        self.schedule = TradingSchedule(
+            [date.fromisoformat(h) for h in self.opts.holidays], always=self.opts.schedule == "always"
         )
         self.scale = PriceScale(self.opts.three_decimals)
         try:
@@ -53,7 +63,9 @@ class TdxSource(Source):
         self._wanted = WantedSet()
         self._supported: dict[str, tuple[int, str]] = {}
         self._failing: dict[str, tuple[float, str]] = {}  # poll kind -> (since, reason)
+        self._answered_at = 0.0  # monotonic time of the last poll a host answered
         self._halted: set[str] = set()
+        self._problems: dict[str, dict[str, tuple[str, str]]] = {}  # symbol -> what -> (state, reason)
         self._quotes: dict[str, Quote] = {}
         self._bars: dict[tuple[str, str], dict[str, Kline]] = {}
         self._ticks: dict[str, tuple[date, dict[int, Any]]] = {}
@@ -92,16 +104,20 @@ class TdxSource(Source):
             try:
                 supported[symbol] = to_tdx(symbol)
             except NotOnTdx as e:
-                if self._ctx is not None:
-                    self._ctx.status("down", symbol=symbol, reason=str(e))
+                self._note(symbol, "market", ("down", str(e)))
         self._supported = supported
         for state in (self._quotes, self._ticks, self._trades):
             for symbol in [s for s in state if s not in supported]:
                 del state[symbol]
         for key in [k for k in self._bars if not wanted.wants("kline", k[0], k[1])]:
             del self._bars[key]
-        for symbol in self._halted - set(supported):
-            self._set_halted(symbol, False)  # nobody watches it now: drop its repeated `halted` status
+        self._halted &= set(supported)
+        for symbol in [s for s in self._problems if s not in wanted.symbols]:
+            self._problems[symbol] = {}  # nobody watches it now: drop its repeated status
+            self._publish_symbol(symbol)
+        for symbol, problems in list(self._problems.items()):
+            for what in [w for w in problems if w.startswith("kline ") and w[6:] not in wanted.periods_for(symbol)]:
+                self._note(symbol, what, None)
         for wake in self._wakers:
             wake.set()
 
@@ -117,22 +133,26 @@ class TdxSource(Source):
         poll: Callable[[list[Any], bool], Awaitable[None]],
         wake: asyncio.Event,
     ) -> None:
-        """Poll every `interval` in session; outside sessions fetch each new key once, then sleep."""
+        """Poll every `interval` while the exchange is active; outside, fetch each new key once (and
+        everything once more just after a session ends, so the last bars close), then sleep."""
         fetched: set[Hashable] = set()
         day: date | None = None
+        was_active = False
         while True:
             wake.clear()
             now = self.clock()
-            if now.date() != day:
-                day, fetched = now.date(), set()
-            in_session = self.calendar.in_session(now)
+            in_session = self.schedule.active(now)
+            if self.schedule.session_day(now) != day or (was_active and not in_session):
+                day, fetched = self.schedule.session_day(now), set()
+            was_active = in_session
             keys = keys_of()
             todo = keys if in_session else [k for k in keys if k not in fetched]
             if todo:
+                started = time.monotonic()
                 try:
                     await poll(todo, in_session)
                 except NoHostAnswered as e:
-                    self._failed(kind, e.reason)
+                    self._failed(kind, e.reason, started)
                 except Exception:  # a bug in one poll must not end the source
                     log.exception("tdx poll failed", extra={"kind": kind})
                     if self._ctx is not None:
@@ -143,35 +163,66 @@ class TdxSource(Source):
             if in_session:
                 delay = interval
             else:
-                self._report_closed()
-                delay = min(MAX_IDLE_SLEEP, max(0.5, (self.calendar.next_open(now) - now).total_seconds()))
+                self._report()
+                delay = min(MAX_IDLE_SLEEP, max(0.5, (self.schedule.next_active(now) - now).total_seconds()))
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as
+            # `wake` fires (want() right before stop()), and stop() would then wait forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await wake.wait()
 
-    def _failed(self, kind: str, reason: str) -> None:
+    def _failed(self, kind: str, reason: str, started: float) -> None:
+        if started < self._answered_at:
+            return  # began before a host last answered: news of an outage that is already over
         since = self._failing.get(kind, (time.monotonic(), ""))[0]
         self._failing[kind] = (since, reason)
         self._report()
 
     def _recovered(self, kind: str) -> None:
-        if self._failing.pop(kind, None) is not None or not self._failing:
-            self._report()
+        # A host answered: the outage is over for every kind (the others re-fail on their own if
+        # need be); re-reporting their old failures would send a `down` at the moment of recovery.
+        self._answered_at = time.monotonic()
+        self._failing.clear()
+        self._report()
 
     def _report(self) -> None:
         if self._ctx is None:
             return
-        if not self._failing:
-            if self.calendar.in_session(self.clock()):
-                self._ctx.status("live")
+        if self._failing:
+            since = min(s for s, _ in self._failing.values())
+            reason = max(self._failing.values())[1]
+            state = "down" if time.monotonic() - since >= self.opts.down_after else "stale"
+            self._ctx.status(state, reason=f"no TDX host answered: {reason}")
             return
-        since = min(s for s, _ in self._failing.values())
-        reason = max(self._failing.values())[1]
-        state = "down" if time.monotonic() - since >= self.opts.down_after else "stale"
-        self._ctx.status(state, reason=f"no TDX host answered: {reason}")
+        now = self.clock()
+        if self.schedule.active(now):
+            self._ctx.status("live")
+        else:
+            self._ctx.status("closed", reason=self.schedule.closed_reason(now))
 
-    def _report_closed(self) -> None:
-        if self._ctx is not None and not self._failing:
-            self._ctx.status("closed", reason="outside trading sessions")
+    def _note(self, symbol: str, what: str, problem: tuple[str, str] | None) -> None:
+        """Record (or clear) one problem of one symbol, e.g. `kline 1m`: no bars; STATUS on change."""
+        problems = self._problems.setdefault(symbol, {})
+        if problems.get(what) == problem:
+            if not problems and problem is None:
+                del self._problems[symbol]
+            return
+        if problem is None:
+            del problems[what]
+        else:
+            problems[what] = problem
+        self._publish_symbol(symbol)
+
+    def _publish_symbol(self, symbol: str) -> None:
+        problems = self._problems.get(symbol) or {}
+        if not problems:
+            self._problems.pop(symbol, None)
+            if self._ctx is not None:
+                self._ctx.status("live", symbol=symbol)
+            return
+        ranked = sorted(problems.values(), key=lambda p: SYMBOL_STATES.index(p[0]))
+        if self._ctx is not None:
+            self._ctx.status(ranked[0][0], symbol=symbol, reason="; ".join(r for _, r in ranked))
 
     # keys ---------------------------------------------------------------------------------
     def _symbols_with(self, data_type: str) -> list[str]:
@@ -186,16 +237,7 @@ class TdxSource(Source):
         )
 
     def _session_day(self, now: datetime) -> date:
-        """The trading day TDX's intraday data belongs to: before today's open, the previous one."""
-        local = now.astimezone(BEIJING)
-        d = local.date()
-        if self.calendar.always or (self.calendar.is_trading_day(d) and local.time() >= self.calendar.sessions[0][0]):
-            return d
-        for _ in range(400):
-            d -= timedelta(days=1)
-            if self.calendar.is_trading_day(d):
-                break
-        return d
+        return self.schedule.session_day(now)
 
     async def _gather(self, ops: Sequence[Callable[[Any], Any]]) -> list[Any]:
         assert self._pool is not None
@@ -211,7 +253,9 @@ class TdxSource(Source):
     async def _poll_quotes(self, symbols: list[str], in_session: bool) -> None:
         size = self.opts.batch_size
         batches = [symbols[i : i + size] for i in range(0, len(symbols), size)]
-        results = await self._gather([partial(fetch.quotes, stocks=[self._supported[s] for s in b]) for b in batches])
+        results = await self._gather(
+            [partial(fetch.quotes, stocks=[self._supported[s] for s in b], probe=self.probe) for b in batches]
+        )
         now = self.clock()
         day = self._session_day(now)
         events: list[Event] = []
@@ -219,10 +263,12 @@ class TdxSource(Source):
             if isinstance(rows, BaseException):
                 continue
             asked = set(batch)
+            answered = set()
             for row in rows:
                 symbol = from_tdx(row["market"], row["code"])
                 if symbol not in asked:
                     continue
+                answered.add(symbol)
                 if convert.is_suspended(row):
                     self._set_halted(symbol, True)
                     continue
@@ -232,18 +278,20 @@ class TdxSource(Source):
                 if self._quotes.get(symbol) != q:
                     self._quotes[symbol] = q
                     events.append(QuoteEvent(symbol=symbol, quote=q))
+            for symbol in asked:
+                self._note(symbol, "quote", None if symbol in answered else ("down", "TDX has no quote for this code"))
         self._queue.put(events)
         self._raise_first(results)
 
     def _set_halted(self, symbol: str, halted: bool) -> None:
-        if halted == (symbol in self._halted) or self._ctx is None:
+        if halted == (symbol in self._halted):
             return
         if halted:
             self._halted.add(symbol)
-            self._ctx.status("halted", symbol=symbol, reason="suspended: TDX servertime 0/100, no trading")
+            self._note(symbol, "halt", ("halted", "suspended: TDX servertime 0/100, no trading"))
         else:
             self._halted.discard(symbol)
-            self._ctx.status("live", symbol=symbol)
+            self._note(symbol, "halt", None)
 
     # bars ---------------------------------------------------------------------------------
     async def _poll_bars(self, keys: list[tuple[str, str]], in_session: bool) -> None:
@@ -252,7 +300,12 @@ class TdxSource(Source):
             market, code = self._supported[symbol]
             ops.append(
                 partial(
-                    fetch.bars, category=BAR_CATEGORIES[period], market=market, code=code, count=self.opts.bars_count
+                    fetch.bars,
+                    category=BAR_CATEGORIES[period],
+                    market=market,
+                    code=code,
+                    count=self.opts.bars_count,
+                    probe=self.probe,
                 )
             )
         results = await self._gather(ops)
@@ -261,6 +314,11 @@ class TdxSource(Source):
         for (symbol, period), rows in zip(keys, results, strict=True):
             if isinstance(rows, BaseException):
                 continue
+            if not rows:  # the host answers the probe: this symbol has no bars (yet), its problem alone
+                why = "TDX has no such code" if rows is None else f"no {period} bars from TDX yet"
+                self._note(symbol, f"kline {period}", ("down" if rows is None else "stale", why))
+                continue
+            self._note(symbol, f"kline {period}", None)
             seen = self._bars.setdefault((symbol, period), {})
             for i, row in enumerate(rows):
                 k = convert.kline(row, period, closed=i < len(rows) - 1 or self._bar_over(row, period, now))
@@ -274,8 +332,8 @@ class TdxSource(Source):
 
     def _bar_over(self, row: dict[str, Any], period: str, now: datetime) -> bool:
         start = convert.bar_open_time(row, period)
-        if period == "1d":
-            return start.date() < self._session_day(now) or self.calendar.day_over(now)
+        if period == "1d":  # closed once its own day's closing auction is over, not at the next open
+            return self.schedule.day_over(start.date(), now)
         return start + timedelta(seconds=PERIOD_SECONDS[period]) <= now
 
     # 分时 ---------------------------------------------------------------------------------
@@ -283,7 +341,13 @@ class TdxSource(Source):
         symbols = [s for s in symbols if s not in self._halted]
         results = await self._gather(
             [
-                partial(fetch.minutes, market=self._supported[s][0], code=self._supported[s][1], require=in_session)
+                partial(
+                    fetch.minutes,
+                    market=self._supported[s][0],
+                    code=self._supported[s][1],
+                    require=in_session,
+                    probe=self.probe,
+                )
                 for s in symbols
             ]
         )
@@ -291,7 +355,10 @@ class TdxSource(Source):
         day = self._session_day(now)
         events: list[Event] = []
         for symbol, rows in zip(symbols, results, strict=True):
-            if isinstance(rows, BaseException) or not rows:
+            if isinstance(rows, BaseException):
+                continue
+            self._note(symbol, "code", ("down", "TDX has no such code") if rows is None else None)
+            if not rows:
                 continue
             market, code = self._supported[symbol]
             points = convert.tick_points(rows, self.scale.divisor(market, code), self.scale.decimals(market, code))
@@ -302,10 +369,10 @@ class TdxSource(Source):
             # a new subscriber gets the last closed minute and the forming one, then every change after
             start = max(0, len(points) - 2) if first or not published else min(published)
             for i in range(start, len(points)):
-                minute = self.calendar.minute_at(day, i)
+                minute = self.schedule.minute_at(day, i)
                 if minute is None:
                     break
-                closed = i < len(points) - 1 or minute + timedelta(minutes=1) <= now or self.calendar.day_over(now)
+                closed = i < len(points) - 1 or minute + timedelta(minutes=1) <= now or self.schedule.day_over(day, now)
                 t = convert.tick(minute, points[i], closed)
                 if published.get(i) != t:
                     published[i] = t
@@ -329,6 +396,7 @@ class TdxSource(Source):
                     count=self.opts.trades_page,
                     count_day=tracker is None or tracker.day != day,
                     require=in_session,
+                    probe=self.probe,
                 )
             )
         results = await self._gather(ops)
@@ -336,11 +404,17 @@ class TdxSource(Source):
         for symbol, res in zip(symbols, results, strict=True):
             if isinstance(res, BaseException):
                 continue
+            self._note(symbol, "code", ("down", "TDX has no such code") if res is None else None)
+            if res is None:
+                continue
             window, total = res
-            new = await self._new_trades(symbol, day, window, total)
+            rows, first, missed = await self._new_trades(symbol, day, window, total)
+            if missed and self._ctx is not None:  # transactions TDX no longer pages back to: a GAP, not silence
+                self._queue.put(events)
+                events = []
+                self._queue.lost(self._ctx, Stream("trade", symbol), missed)
             market, code = self._supported[symbol]
             tracker = self._trades[symbol]
-            rows, first = new
             div, dec = self.scale.divisor(market, code), self.scale.decimals(market, code)
             for i, row in enumerate(rows):
                 events.append(
@@ -351,18 +425,19 @@ class TdxSource(Source):
 
     async def _new_trades(
         self, symbol: str, day: date, window: list[dict[str, Any]], total: int
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """(new rows, index of the first, how many were missed before them)."""
         tracker = self._trades.get(symbol)
         if tracker is None or tracker.day != day:
             self._trades[symbol] = TradeTracker(day, total, window)
             backfill = window[-self.opts.trades_backfill :] if self.opts.trades_backfill else []
-            return backfill, total - len(backfill)
+            return backfill, total - len(backfill), 0
         step = tracker.advance(window)
         if step is not None:
-            return step
+            return (*step, 0)
         market, code = self._supported[symbol]
         assert self._pool is not None
-        wide, total = await self._pool.run(
+        answer = await self._pool.run(
             partial(
                 fetch.transactions,
                 market=market,
@@ -370,14 +445,17 @@ class TdxSource(Source):
                 count=fetch.MAX_TRANSACTIONS,
                 count_day=True,
                 require=False,
+                probe=self.probe,
             )
         )
+        assert answer is not None  # require=False never asks whether the code exists
+        wide, total = answer
         if total < tracker.count:  # the server's day restarted: start over without replaying it
             self._trades[symbol] = TradeTracker(day, total, wide)
-            return [], total
+            return [], total, 0
         new, first, missed = tracker.advance_to(wide, total)
         if missed:
             if self._ctx is not None:
                 self._ctx.count_error("trades_gap")
             log.warning("tdx transactions missed", extra={"symbol": symbol, "missed": missed})
-        return new, first
+        return new, first, missed

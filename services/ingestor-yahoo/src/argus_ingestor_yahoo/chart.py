@@ -45,6 +45,7 @@ class ChartDay(msgspec.Struct):
     day_volume: int | None = None
     price: float | None = None
     market_time_ms: int | None = None
+    prev_close: float | None = None  # the close of the trading day before the chart's
 
 
 class RedirectSession(curl_requests.Session):  # type: ignore[misc]
@@ -146,4 +147,5 @@ def _day_of(meta: Any) -> dict[str, Any]:
         "day_volume": int(volume) if isinstance(volume, int | float) else None,
         "price": num("regularMarketPrice"),
         "market_time_ms": ms,
+        "prev_close": num("chartPreviousClose") or num("previousClose"),
     }

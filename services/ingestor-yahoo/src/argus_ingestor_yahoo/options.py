@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from .sessions import DEFAULT_MARKETS, parse_session
+from .sessions import YAHOO_MARKETS, parse_session
 
 DEFAULT_WS_URL = "wss://streamer.finance.yahoo.com/?version=2"
 DEFAULT_CHART_URL = "https://query2.finance.yahoo.com"
@@ -31,7 +31,7 @@ class YahooOptions(msgspec.Struct, forbid_unknown_fields=True):
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     schedule: Literal["exchange", "always"] = "exchange"
-    markets: dict[str, MarketOption] = {}  # overrides; load_options fills in DEFAULT_MARKETS for the rest
+    markets: dict[str, MarketOption] = {}  # overrides: fixed weekday sessions instead of the exchange calendar
     cache_dir: str = ""  # yfinance's tz/cookie cache; "" = its default, or a private temp dir when redirected
     update_interval: float = 0.0  # the generic datasource key; Yahoo streams and uses poll_interval
 
@@ -63,14 +63,11 @@ def load_options(raw: dict[str, Any]) -> YahooOptions:
             raise ValueError(f"{key}: must be > 0, got {value}")
     if opts.bars_backfill < 1:
         raise ValueError(f"bars_backfill: must be >= 1, got {opts.bars_backfill}")
-    merged = {m: MarketOption(tz, list(s)) for m, (tz, s) in DEFAULT_MARKETS.items()}
-    merged.update(opts.markets)  # a config naming one market keeps the defaults of the others
-    for market, mo in merged.items():
-        if market not in DEFAULT_MARKETS:
-            raise ValueError(f"markets: {market!r} is not a market Yahoo serves ({', '.join(DEFAULT_MARKETS)})")
+    for market, mo in opts.markets.items():  # the markets not named keep their exchange calendar
+        if market not in YAHOO_MARKETS:
+            raise ValueError(f"markets: {market!r} is not a market Yahoo serves ({', '.join(YAHOO_MARKETS)})")
         if not mo.sessions:
             raise ValueError(f"markets.{market}.sessions: at least one session")
         for s in mo.sessions:
             parse_session(s)
-    opts.markets = merged
     return opts

@@ -68,6 +68,11 @@ class Poller:
         self._symbols = dict(symbols)
         self._wake.set()
 
+    def request(self, symbol: str, target: tuple[str, str]) -> None:
+        """One request for `symbol` now (a quote's day fields), unless one is in flight already."""
+        if symbol not in self._inflight:
+            self._inflight[symbol] = asyncio.create_task(self._poll(symbol, target), name=f"yahoo-chart-{symbol}")
+
     def _due(self, symbol: str, now: float) -> bool:
         last = self._last.get(symbol)
         if last is None:
@@ -86,13 +91,14 @@ class Poller:
                 if symbol not in self._inflight and self._due(symbol, now):
                     self._last[symbol] = (now, self.in_session(symbol))
                     self._inflight[symbol] = asyncio.create_task(self._poll(symbol), name=f"yahoo-chart-{symbol}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), tick)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow stop()'s cancel
+                async with asyncio.timeout(tick):
+                    await self._wake.wait()
 
-    async def _poll(self, symbol: str) -> None:
+    async def _poll(self, symbol: str, once: tuple[str, str] | None = None) -> None:
         try:
             async with self._slots:
-                target = self._symbols.get(symbol)
+                target = self._symbols.get(symbol) or once
                 if target is None:
                     return
                 loop = asyncio.get_running_loop()
@@ -107,7 +113,7 @@ class Poller:
                     if symbol in self._last:
                         self._last[symbol] = (time.monotonic(), self._last[symbol][1])
             self._failures.pop(symbol, None)
-            if symbol in self._symbols:
+            if symbol in self._symbols or once is not None:
                 self.on_result(symbol, day)
         finally:
             self._inflight.pop(symbol, None)

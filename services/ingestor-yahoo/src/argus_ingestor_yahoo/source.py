@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
-from argus_protocol import Event, Kline, KlineEvent, QuoteEvent, Tick, TickEvent, TradeEvent
+from argus_protocol import Event, Kline, KlineEvent, Quote, QuoteEvent, Stream, Tick, TickEvent, TradeEvent
 
 from . import candles
 from .chart import ChartClient, ChartDay, make_session
@@ -19,7 +19,7 @@ from .decode import Pricing
 from .options import load_options
 from .poller import Poller
 from .quotes import DERIVED_SOURCE, SymbolTape
-from .sessions import Calendar
+from .sessions import MarketClock
 from .streamer import Streamer
 from .symbols import NotOnYahoo, to_yahoo
 
@@ -43,11 +43,16 @@ class YahooSource(Source):
         self.opts = load_options(self.options)
         self.clock: Clock = clock or utc_now
         try:
-            self.calendar = Calendar(
+            self.calendar = MarketClock(
                 {m: (mo.tz, mo.sessions) for m, mo in self.opts.markets.items()}, always=self.opts.schedule == "always"
             )
         except (KeyError, ValueError) as e:
             raise ValueError(f"markets: unknown time zone {e}") from None
+        self._seeding: dict[str, float] = {}  # symbol -> monotonic time its day fields were asked of the chart
+        self._held: set[str] = set()  # quotes waiting for those day fields (never published with zeros)
+        self._sent: dict[str, Quote] = {}  # the last quote published per symbol
+        self._connected = False
+        self._reported: tuple[str, str | None] | None = None
         self._ctx: SourceContext | None = None
         self._queue = EventQueue()
         self._wanted = WantedSet()
@@ -126,16 +131,34 @@ class YahooSource(Source):
         polled = {s for s in by_symbol if wanted.types_for(s) & set(POLLED)}
         now = time.monotonic()
         for s in streamed:
+            if s not in self._last_price and wanted.wants("quote", s):
+                self._ask_day_fields(s, by_symbol[s])  # so the first quote has its open, high, low, prev close
             self._last_price.setdefault(s, now)  # silence counts from subscribing
         for s in [s for s in self._last_price if s not in streamed]:
             del self._last_price[s]
             self._tapes.pop(s, None)
+            self._sent.pop(s, None)
+            self._held.discard(s)
             if s in self._stale:
                 self._set_stale(s, False)
         for key in [k for k in self._published if not self._stream_wanted(*k)]:
             del self._published[key]
         self.streamer.set_tickers(frozenset(by_symbol[s] for s in streamed))
         self.poller.set_symbols({s: (by_symbol[s], getattr(self.calendar.tz(s), "key", "")) for s in polled})
+        self._report_state()
+
+    def _ask_day_fields(self, symbol: str, ticker: str | None = None) -> None:
+        """Ask the chart for the day fields a quote lacks, at most once per poll interval."""
+        if self.poller is None:
+            return
+        asked = self._seeding.get(symbol)
+        if asked is not None and time.monotonic() - asked < self.opts.poll_interval:
+            return
+        ticker = ticker or next((t for t, s in self._tickers.items() if s == symbol), None)
+        if ticker is None:
+            return
+        self._seeding[symbol] = time.monotonic()
+        self.poller.request(symbol, (ticker, getattr(self.calendar.tz(symbol), "key", "")))
 
     def _stream_wanted(self, symbol: str, stream: str) -> bool:
         kind, _, period = stream.partition(":")
@@ -159,21 +182,44 @@ class YahooSource(Source):
         self._last_price[symbol] = time.monotonic()
         if symbol in self._stale:
             self._set_stale(symbol, False)
-        quote, trade = result
+        quote, trade, missed = result
         events: list[Event] = []
         if self._wanted.wants("quote", symbol):
-            events.append(QuoteEvent(symbol=symbol, quote=quote))
+            if not tape.complete():
+                self._ask_day_fields(symbol)
+            if not tape.complete() and symbol in self._seeding:
+                self._held.add(symbol)  # published when the chart answers (or fails)
+            else:
+                self._held.discard(symbol)
+                self._sent[symbol] = quote
+                events.append(QuoteEvent(symbol=symbol, quote=quote))
+        if missed and self._ctx is not None and self._wanted.wants("trade", symbol):
+            # the outage's prints folded into one delta: say they are lost (a GAP), invent no trade
+            self._queue.lost(self._ctx, Stream("trade", symbol), 1)
         if trade is not None and self._wanted.wants("trade", symbol):
             events.append(TradeEvent(symbol=symbol, source=DERIVED_SOURCE, trade=trade))
         self._queue.put(events)
 
+    def _release(self, symbol: str) -> None:
+        """Publish the quote held for day fields, with whatever is known by now."""
+        self._held.discard(symbol)
+        tape = self._tapes.get(symbol)
+        if tape is not None and tape.last is not None and self._sent.get(symbol) != tape.last:
+            self._sent[symbol] = tape.last
+            self._queue.put([QuoteEvent(symbol=symbol, quote=tape.last)])
+
     def _on_stream_state(self, connected: bool, reason: str) -> None:
+        self._connected = connected
+        if not connected:
+            for tape in self._tapes.values():
+                tape.resync = True  # prints during the outage will show up folded into one delta
         if self._ctx is None:
             return
         if connected:
             self._disconnected_since = None
-            self._ctx.status("live")
+            self._report_state()
             return
+        self._reported = None
         now = time.monotonic()
         if self._disconnected_since is None:
             self._disconnected_since = now
@@ -181,12 +227,25 @@ class YahooSource(Source):
         state = "down" if now - self._disconnected_since >= self.opts.stale_after else "stale"
         self._ctx.status(state, reason=f"Yahoo streamer reconnecting: {reason}")
 
+    def _report_state(self) -> None:
+        """Connected: `live` while a wanted market takes orders, else `closed` (never `stale` for that)."""
+        if self._ctx is None or not self._connected:
+            return
+        reason = self.calendar.closed_reason(set(self._tickers.values()), self.clock())
+        state = ("live", None) if reason is None else ("closed", reason)
+        if state != self._reported:
+            self._reported = state
+            self._ctx.status(state[0], reason=state[1])
+
     async def _watch_stale(self) -> None:
         """In session, a symbol without a price for `stale_after` seconds is `stale` until one comes."""
         limit = self.opts.stale_after
         while True:
             await asyncio.sleep(min(1.0, limit / 4))
+            self._report_state()
             now = time.monotonic()
+            for symbol in [s for s in self._held if now - self._seeding.get(s, 0.0) > 2 * self.opts.poll_timeout + 1]:
+                self._release(symbol)  # the chart never answered: do not hold the quote forever
             wall = self.clock()
             for symbol, last in list(self._last_price.items()):
                 if not self.calendar.in_session(symbol, wall):
@@ -211,6 +270,7 @@ class YahooSource(Source):
     def _on_chart(self, symbol: str, day: ChartDay) -> None:
         self.calendar.learn_tz(symbol, day.tz)
         tz = self.calendar.tz(symbol)
+        self._seed(symbol, day, tz)
         now = self.clock()
         now_ms = int(now.timestamp() * 1000)
         events: list[Event] = []
@@ -247,7 +307,26 @@ class YahooSource(Source):
                 del seen[k]
         return out
 
+    def _seed(self, symbol: str, day: ChartDay, tz: Any) -> None:
+        """The chart's day fields into the symbol's tape; a quote held for them goes out now."""
+        self._seeding.pop(symbol, None)
+        if symbol not in self._last_price or not (day.bars or day.market_time_ms):
+            return  # not streamed, or the chart says nothing of a day
+        bars = day.bars
+        ref = bars[0].ts_ms if bars else day.market_time_ms
+        assert ref is not None
+        chart_day = datetime.fromtimestamp(ref / 1000, tz).date().isoformat()
+        high = max([b.high for b in bars] + [day.day_high or 0.0])
+        low = min([b.low for b in bars] + ([day.day_low] if day.day_low else [])) if bars or day.day_low else 0.0
+        close = day.price or (bars[-1].close if bars else 0.0)
+        tape = self._tapes.setdefault(symbol, SymbolTape())
+        tape.seed(chart_day, bars[0].open if bars else 0.0, high, low, day.prev_close or 0.0, close)
+        if self._wanted.wants("quote", symbol) and (symbol in self._held or symbol in self._sent):
+            self._release(symbol)
+
     def _on_chart_failure(self, symbol: str, e: BaseException) -> None:
+        if self._seeding.pop(symbol, None) is not None and symbol in self._held:
+            self._release(symbol)  # no day fields to wait for: the quote goes out with what the stream said
         if self._ctx is not None:
             self._ctx.count_error("chart")
         log.warning("yahoo chart request failed", extra={"symbol": symbol, "error": repr(e)[:300]})

@@ -1,0 +1,208 @@
+"""Loading topics' retained state from JetStream, once per stream however many sessions ask.
+
+Newest values are looked up in batches: every topic that needs one within a loop turn joins one
+`multi_last` request per store (up to 1,024 subjects each). A history (the compacted view of a
+bar, minute or trade stream) is one paged request per stream, a bounded number in flight. Either
+way the askers wait on the topic, not on a request of their own, and later askers are served
+from the topic's memory with no request at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import msgspec
+from argus_protocol import Subjects, bar_mark, decode_event, place, stores
+from argus_protocol.events import Event
+from argus_service.config import RetentionConfig
+from argus_service.retained import DirectGet, StoreError
+from argus_service.tasks import Background
+
+from .metrics import GatewayMetrics
+from .topic import Entry, Topic
+
+log = logging.getLogger("argus.recall")
+
+HISTORY_IN_FLIGHT = 32  # history look-ups at once; the rest queue behind them
+SEAM_RETRIES = 2  # re-reads when live events show the store had not caught up yet
+
+
+def day_of(event: Event) -> str:
+    """The exchange-local date an event belongs to (its bar, minute, trade or quote time)."""
+    tag = event.__struct_config__.tag
+    if tag == "kline":
+        return event.kline.open_time[:10]  # type: ignore[union-attr]
+    if tag == "tick":
+        return event.tick.time[:10]  # type: ignore[union-attr]
+    if tag == "trade":
+        return event.trade.time[:10]  # type: ignore[union-attr]
+    return event.quote.timestamp[:10]  # type: ignore[union-attr]
+
+
+def entry_of(event: Event, raw: bytes) -> Entry:
+    return Entry(event.seq, event.first_seq, bar_mark(event), day_of(event), raw)
+
+
+def compact(raws: list[bytes]) -> list[Entry]:
+    """Retained events (oldest first) to one entry per bar or minute, its newest version."""
+    view: list[Entry] = []
+    for raw in raws:
+        try:
+            entry = entry_of(decode_event(raw), raw)
+        except msgspec.MsgspecError:
+            continue
+        if view and entry.seq <= view[-1].seq:
+            continue  # an older numbering's leftover after a reset, or a repeat
+        if view and entry.mark and view[-1].mark == entry.mark:
+            view[-1] = entry
+        else:
+            view.append(entry)
+    return view
+
+
+class Recall:
+    def __init__(
+        self,
+        get: DirectGet,
+        subjects: Subjects,
+        cfg: RetentionConfig,
+        metrics: GatewayMetrics,
+        on_loaded: Callable[[Topic], None],
+    ) -> None:
+        self.get = get
+        self.subjects = subjects
+        self.enabled = cfg.enabled
+        self.metrics = metrics
+        self.on_loaded = on_loaded
+        self.names = {kind: store.name for kind, store in stores(subjects).items()}
+        self._queued: list[Topic] = []
+        self._loop = asyncio.get_running_loop()
+        self._in_flight = asyncio.Semaphore(HISTORY_IN_FLIGHT)
+        self._background = Background()
+
+    # ---------------------------------------------------------------- asking
+    def want_newest(self, topic: Topic) -> bool:
+        """True when the topic's newest value is known now; else a batched look-up is under way
+        and `on_loaded(topic)` follows."""
+        if topic.newest_known or not self.enabled:
+            return True
+        if not topic.newest_loading:
+            topic.newest_loading = True
+            if not self._queued:
+                self._loop.call_soon(self._send_newest)
+            self._queued.append(topic)
+        return False
+
+    def want_history(self, topic: Topic) -> bool:
+        """True when the topic holds its compacted view now; else it is being read."""
+        if topic.history is not None or not self.enabled:
+            return True
+        if not topic.history_loading:
+            topic.history_loading = True
+            topic.recent = []
+            self._background.spawn(self._load_history(topic))
+        return False
+
+    # ---------------------------------------------------------------- newest values
+    def _send_newest(self) -> None:
+        topics, self._queued = self._queued, []
+        self._background.spawn(self._load_newest(topics))
+
+    async def _load_newest(self, topics: list[Topic]) -> None:
+        by_store: dict[str, list[str]] = {}
+        wanted: dict[Topic, list[str]] = {}
+        for t in topics:
+            where = place(self.subjects, t.stream)
+            spots = [s for s in (where.newest, where.history) if s is not None]
+            wanted[t] = [subject for _, subject in spots]
+            for kind, subject in spots:
+                by_store.setdefault(self.names[kind], []).append(subject)
+        self.metrics.store_requests.labels("newest").inc(len(topics))
+        calls = self.get.calls
+        found: dict[str, bytes] = {}
+        failed = False
+        answers = await asyncio.gather(
+            *(self.get.last(name, subjects) for name, subjects in by_store.items()), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                failed = True
+                log.warning("newest values unavailable", extra={"error": str(answer)})
+            else:
+                found.update(answer)
+        self.metrics.store_calls.inc(self.get.calls - calls)
+        if failed:
+            self.metrics.store_errors.inc()
+        for t, subjects in wanted.items():
+            t.newest_loading = False
+            best: Entry | None = None
+            for subject in subjects:
+                raw = found.get(subject)
+                if raw is None:
+                    continue
+                try:
+                    entry = entry_of(decode_event(raw), raw)
+                except msgspec.MsgspecError:
+                    continue
+                if best is None or entry.seq > best.seq:
+                    best = entry
+            if best is not None and (t.newest is None or best.seq > t.newest.seq) and best.seq >= t.last_seq:
+                t.newest = best
+                t.last_seq = best.seq  # a hole up to the first live event becomes a GAP
+            if not failed:
+                t.newest_known = True
+            self.on_loaded(t)
+
+    # ---------------------------------------------------------------- histories
+    async def _read_view(self, topic: Topic) -> list[Entry]:
+        where = place(self.subjects, topic.stream)
+        kind, subject = where.history
+        self.metrics.store_requests.labels("history").inc()
+        calls = self.get.calls
+        try:
+            raws = await self.get.history(self.names[kind], subject, limit=topic.limit)
+            if where.newest is not None:
+                forming = await self.get.last(self.names[where.newest[0]], [where.newest[1]])
+                raws.extend(forming.values())
+        finally:
+            self.metrics.store_calls.inc(self.get.calls - calls)
+        view = compact(raws)
+        if len(view) > topic.limit:
+            del view[: len(view) - topic.limit]
+        return view
+
+    async def _load_history(self, topic: Topic) -> None:
+        async with self._in_flight:
+            view: list[Entry] = []
+            ok = True
+            for attempt in range(SEAM_RETRIES + 1):
+                try:
+                    view = await self._read_view(topic)
+                except StoreError as e:
+                    log.warning("history unavailable", extra={"stream": topic.key, "error": str(e)})
+                    self.metrics.store_errors.inc()
+                    ok = False
+                    break
+                recent = topic.recent or []
+                newest = view[-1].seq if view else 0
+                # Live events that came during the read and start past the store's newest: the
+                # store had not stored the ones between yet. Read again rather than leave a hole.
+                if not recent or not view or recent[0].seq <= newest + 1 or attempt == SEAM_RETRIES:
+                    break
+                await asyncio.sleep(0.02)
+        recent = topic.recent or []
+        topic.recent = None
+        topic.history_loading = False
+        if ok:
+            topic.history = view
+            for entry in recent:
+                if not view or entry.seq > view[-1].seq:
+                    topic.remember(entry)
+            if topic.newest is None or (view and view[-1].seq > topic.newest.seq):
+                topic.newest = view[-1] if view else topic.newest
+            topic.newest_known = True
+            if topic.newest is not None and topic.newest.seq > topic.last_seq:
+                topic.last_seq = topic.newest.seq
+        self.on_loaded(topic)

@@ -1,0 +1,110 @@
+"""A topic: one stream's NATS subscription, its sessions, and what the gateway knows of its state.
+
+The sessions are kept per *variant* (what bytes they take for an event), so the hub builds each
+variant's bytes once per event and hands the same object to every session of it. Besides the
+newest event, a topic may hold the stream's *compacted view* (one entry per bar, minute or trade,
+oldest first) while replays need it: loaded once from JetStream, then kept current by live events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from argus_protocol import Stream
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class Entry:
+    """One retained event: its seq, the first seq of its bar or minute, what marks that bar or
+    minute (open time; "" for quotes and trades), its trading day, and its MessagePack bytes."""
+
+    __slots__ = ("day", "first", "frames", "mark", "raw", "seq")
+
+    def __init__(self, seq: int, first: int, mark: str, day: str, raw: bytes) -> None:
+        self.seq = seq
+        self.first = first or seq
+        self.mark = mark
+        self.day = day
+        self.raw = raw
+        self.frames: dict[tuple[int, bool, bool], bytes] | None = None  # replay frames built so far
+
+
+class Topic:
+    __slots__ = (
+        "blobs",
+        "blobs_version",
+        "by_variant",
+        "history",
+        "history_loading",
+        "key",
+        "last_seq",
+        "limit",
+        "live",
+        "newest",
+        "newest_known",
+        "newest_loading",
+        "recent",
+        "sessions",
+        "stream",
+        "sub",
+        "subject",
+        "used_at",
+        "waiters",
+    )
+
+    def __init__(self, subject: str, stream: Stream, limit: int) -> None:
+        self.subject = subject
+        self.stream = stream
+        self.key = stream.key
+        self.limit = limit  # most entries the compacted view keeps (the store's per-subject count)
+        self.sessions: dict[Session, None] = {}
+        self.by_variant: dict[int, dict[Session, None]] = {}
+        self.sub: Any = None
+        self.last_seq = 0  # newest seq seen, live or from the store
+        self.live = 0  # live events dispatched
+        self.newest: Entry | None = None
+        self.newest_known = False  # the store was asked (or live data came): `newest` is the truth
+        self.newest_loading = False
+        self.history: list[Entry] | None = None  # compacted view, while loaded
+        self.history_loading = False
+        self.recent: list[Entry] | None = None  # live entries that arrive while history loads
+        self.waiters: list[Any] = []  # replay requests waiting for a load
+        self.used_at = 0.0  # loop time a replay last used the history
+        self.blobs: dict[tuple[Any, ...], Any] = {}  # shared replay bytes, valid for one version
+        self.blobs_version = -1
+
+    # ---------------------------------------------------------------- sessions
+    def add(self, session: Session) -> None:
+        self.sessions[session] = None
+        self.by_variant.setdefault(session.variant, {})[session] = None
+
+    def discard(self, session: Session) -> None:
+        self.sessions.pop(session, None)
+        group = self.by_variant.get(session.variant)
+        if group is not None:
+            group.pop(session, None)
+            if not group:
+                del self.by_variant[session.variant]
+
+    # ---------------------------------------------------------------- state
+    def remember(self, entry: Entry) -> None:
+        """A live or fetched event joins the state: newest always, the compacted view if held."""
+        self.newest = entry
+        self.newest_known = True
+        if self.recent is not None:
+            self.recent.append(entry)
+        view = self.history
+        if view is None:
+            return
+        if view and entry.mark and view[-1].mark == entry.mark:
+            view[-1] = entry  # a newer version of the same bar or minute
+        else:
+            view.append(entry)
+            if len(view) > self.limit + 64:  # trimmed in steps, not on every append
+                del view[: len(view) - self.limit]
+
+    @property
+    def version(self) -> int:
+        return self.live

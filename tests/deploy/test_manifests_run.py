@@ -178,6 +178,19 @@ async def permissions(url: str, password: dict[str, str]) -> dict[str, Any]:
     return found
 
 
+async def stream_configs(url: str, password: str) -> dict[str, tuple[int, str]]:
+    """Every JetStream stream: (replicas, storage), as the services created them from argus-env."""
+    nc = await nats.connect(url.split(","), user="ingestor", password=password)
+    try:
+        infos = await nc.jetstream().streams_info()
+        return {
+            i.config.name: (int(i.config.num_replicas or 1), getattr(i.config.storage, "value", i.config.storage))
+            for i in infos
+        }
+    finally:
+        await nc.close()
+
+
 def test_dev_overlay_runs_one_nats_with_jetstream_and_the_mock_reaches_a_client(cluster: Any) -> None:
     c: Cluster = cluster("dev")
     c.start_nats()
@@ -190,9 +203,11 @@ def test_dev_overlay_runs_one_nats_with_jetstream_and_the_mock_reaches_a_client(
     assert data["quote"]["price"] > 0
     with urllib.request.urlopen(f"http://127.0.0.1:{c.nats_ports[0]['monitor']}/jsz") as r:
         jsz = json.loads(r.read())
-    assert jsz["streams"] >= 2, jsz  # the last-value stream and the lease bucket exist: JetStream is healthy
+    assert jsz["streams"] >= 2, jsz  # the retention streams and the lease bucket exist: JetStream is healthy
     with urllib.request.urlopen(f"http://127.0.0.1:{mmetrics}/metrics") as r:
         assert "ingestor_lease_held 1.0" in r.read().decode()
+    streams = asyncio.run(stream_configs(c.nats_url, secrets_of(c)["nats-ingestor-password"]))
+    assert set(streams.values()) == {(1, "memory")}, f"dev's argus-env: memory, 1 replica: {streams}"
     found = asyncio.run(permissions(c.nats_url, secrets_of(c)))
     assert any("permissions violation" in e.lower() for e in found["gateway_publish_data"]), found
     assert any("permissions violation" in e.lower() for e in found["ingestor_subscribe_data"]), found
@@ -288,15 +303,10 @@ def test_prod_overlay_runs_a_three_node_jetstream_cluster_and_every_ingestor(clu
         assert data["quote"]["price"] == 10.5
         assert asyncio.run(first_data(ws, "AAPL.US", "yahoo"))["quote"]["price"] == 229.5
 
-        async def lease_replicas() -> int:
-            nc = await nats.connect(
-                c.nats_url.split(","), user="ingestor", password=c.secrets["nats-ingestor-password"]
-            )
-            info = await nc.jetstream().stream_info("KV_ARGUS_LEASES")
-            await nc.close()
-            return int(info.config.num_replicas or 0)
-
-        assert asyncio.run(lease_replicas()) == 3, "prod's argus-env asks for 3 replicas of the lease bucket"
+        streams = asyncio.run(stream_configs(c.nats_url, c.secrets["nats-ingestor-password"]))
+        assert streams["KV_ARGUS_LEASES"] == (3, "memory"), "prod's argus-env: 3 replicas of the lease bucket"
+        retention = {k: v for k, v in streams.items() if not k.startswith("KV_")}
+        assert retention and set(retention.values()) == {(3, "file")}, f"prod's argus-env: file, 3 replicas: {streams}"
         found = asyncio.run(permissions(c.nats_url, c.secrets))
         assert any("permissions violation" in e.lower() for e in found["gateway_publish_data"]), found
         with urllib.request.urlopen(f"http://127.0.0.1:{tdx_metrics}/metrics") as r:

@@ -12,8 +12,8 @@ from wsclient import Client
 async def test_gateway_writes_structured_lines_to_the_rotating_file(gateway, tmp_path: Path) -> None:
     cfg = tmp_path / "logs.yaml"
     log_file = tmp_path / "gw" / "websocket_server.log"
-    cfg.write_text(f"logging:\n  stats_interval: 0.3\n  file: {log_file}\n")
-    port, _ = gateway("--config", str(cfg), env={"LOG_FILE": ""})
+    cfg.write_text("logging:\n  stats_interval: 0.3\n")
+    port, _ = gateway("--config", str(cfg), env={"LOG_FILE": str(log_file)})
     c = await Client.connect(port)
     await c.subscribe(["000001.SZ", "nope"])
     await c.send("WHAT")

@@ -15,10 +15,11 @@ from argus_protocol import Stream, parse_stream_key, validate_stream
 from argus_service.config import Config, ConfigError, common_arguments, load_config
 from argus_service.health import OpsServer
 from argus_service.logs import setup_logging
-from argus_service.process import install_stop_signals, run
+from argus_service.process import Abandoned, install_stop_signals, run, until_stopped
 from argus_service.tracing import setup_tracing
 from prometheus_client import CollectorRegistry
 
+from .lease import SourceLease, lease_key
 from .registry import UnknownSource, load_source
 from .runner import Runner
 
@@ -87,13 +88,16 @@ def main(
         stop = asyncio.Event()
         install_stop_signals(stop)
         registry = CollectorRegistry()
-        runner = Runner(source, cfg, registry, always_on=always_on, tracer=tracing.tracer)
+        lease = SourceLease(lease_key(source_name, cfg.nats.subject_prefix), cfg.lease, registry=registry)
+        runner = Runner(source, cfg, registry, always_on=always_on, tracer=tracing.tracer, lease=lease)
         ops = OpsServer(registry, runner.ready)
         if cfg.metrics.enabled:
             await ops.start(cfg.metrics.host, cfg.metrics.port)
         log.info("ingestor starting", extra={"source": source_name, "nats": cfg.nats.url, "metrics_port": ops.port})
         try:
-            await runner.run(stop)
+            await until_stopped(runner.run(stop), stop, lambda: runner.nc is not None and runner.nc.is_reconnecting)
+        except Abandoned:
+            await runner.close()  # stuck on a NATS that went away: close what was opened
         except ConnectionError:
             pass
         finally:

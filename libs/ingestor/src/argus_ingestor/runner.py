@@ -43,6 +43,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .demand import DemandTable
+from .lease import SourceLease
 from .source import Source, WantedSet
 from .status import StatusBoard
 
@@ -87,8 +88,10 @@ class Runner:
         *,
         always_on: Iterable[Stream] = (),
         tracer: trace.Tracer | None = None,
+        lease: SourceLease | None = None,
     ) -> None:
         self.source = source
+        self.lease = lease  # one publisher per source (lease.py); None: no check
         self.tracer = tracer or trace.NoOpTracer()
         self.name = source.name
         self.cfg = cfg
@@ -147,6 +150,8 @@ class Runner:
             return False, "nats not connected"
         if not self._ready:
             return False, "source starting"
+        if self.lease is not None and not self.lease.held:
+            return True, self.lease.describe()  # a standby is doing its job: waiting
         return True, "ok"
 
     # main loop ----------------------------------------------------------------------------
@@ -159,6 +164,8 @@ class Runner:
             stop=stop,
         )
         self.metrics.nats_connected.set(1)
+        if self.lease is not None:
+            await self.lease.acquire(self.nc)
         if await ensure_streams(self.nc, self.cfg.retention, self.subjects):
             await self._continue_retained()
         await self.nc.subscribe(self.subjects.demand_all(), cb=self._on_demand)
@@ -188,6 +195,8 @@ class Runner:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.lease is not None:
+            await self.lease.release()
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -207,6 +216,7 @@ class Runner:
         out: list[tuple[str, bytes]] = []
         sent: dict[str, int] = {}
         failed = 0
+        held = self.lease is None or self.lease.held
         for ev in batch:
             etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
             if etype == "kline":
@@ -236,6 +246,8 @@ class Runner:
                 ev.first_seq = state.first
                 if closed:
                     subject = state.closed_subject
+            if not held:
+                continue  # a standby stamps seq but does not publish: a lapse of ours shows as a GAP
             payload = encode_event(ev)
             if len(payload) > max_payload:  # its seq is used up: gateways announce the hole
                 failed += 1
@@ -244,7 +256,8 @@ class Runner:
             out.append((subject, payload))
             sent[etype] = sent.get(etype, 0) + 1
         try:
-            publish_batch(nc, out)  # one buffer for the batch, no await per event
+            if out:
+                publish_batch(nc, out)  # one buffer for the batch, no await per event
         except (BufferFull, ConnectionError) as e:  # NATS away and its buffer full: the seq holes tell
             failed += len(out)
             sent = {}
@@ -254,6 +267,8 @@ class Runner:
             self.metrics.published.labels(etype).inc(n)
         if failed:
             self.metrics.publish_errors.inc(failed)
+        if not held and self.lease is not None:
+            self.lease.withhold(len(batch))
 
     def _new_state(self, stream: Stream) -> _StreamState:
         if stream.type in BARRED:
@@ -358,6 +373,8 @@ class Runner:
         nc = self.nc
         if nc is None or not nc.is_connected:
             return
+        if self.lease is not None and not self.lease.held:
+            return  # the holder's heartbeat speaks for the source
         status.ts = now_us()
         self._background.spawn(self._send(self.subjects.status(self.name), encode_msgpack(status)))
 

@@ -7,6 +7,7 @@ service reads the sections it needs. Errors name the key: ``config error: server
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,6 +138,16 @@ class TracingConfig(msgspec.Struct, forbid_unknown_fields=True):
     sample_ratio: float = 1.0
 
 
+class LeaseConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """One publisher per source: the ingestor holds a lease in a JetStream KV bucket (libs/ingestor lease.py)."""
+
+    enabled: bool = True
+    bucket: str = "ARGUS_LEASES"
+    ttl: float = 4.0  # seconds a lease outlives its last renewal; a standby takes over after it
+    renew: float = 1.0  # seconds between renewals (and between a standby's attempts)
+    replicas: int = 1  # KV bucket replicas: 3 on a 3-node NATS cluster
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     datasource: DatasourceConfig = msgspec.field(default_factory=DatasourceConfig)
@@ -146,6 +157,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
+    lease: LeaseConfig = msgspec.field(default_factory=LeaseConfig)
 
 
 class ConfigError(Exception):
@@ -179,9 +191,18 @@ ENV_KEYS: dict[str, str] = {
     "ARGUS_RETENTION": "retention.enabled",
     "ARGUS_RETENTION_STORAGE": "retention.storage",
     "ARGUS_RETENTION_REPLICAS": "retention.replicas",
+    "ARGUS_LEASE_TTL": "lease.ttl",
+    "ARGUS_LEASE_RENEW": "lease.renew",
+    "ARGUS_LEASE_REPLICAS": "lease.replicas",
 }
 
 _LIST_KEYS = {"security.api_keys", "security.allowed_origins", "datasource.always_on"}
+# An empty variable is normally "not set"; for these keys it is a value: LOG_FILE= means no file.
+_EMPTY_IS_VALUE = {"logging.file"} | _LIST_KEYS
+_BOOL_WORDS = {
+    "1": True, "true": True, "yes": True, "y": True, "on": True,
+    "0": False, "false": False, "no": False, "n": False, "off": False,
+}  # fmt: skip
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -220,13 +241,60 @@ def _env_value(dotted: str, raw: str) -> Any:
     return raw
 
 
-def _validation_message(err: msgspec.ValidationError) -> str:
+def _typed_leaves(info: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> msgspec type info for every bool and Literal field of the schema."""
+    out: dict[str, Any] = {}
+    for f in info.fields:
+        key = f"{prefix}{f.name}"
+        if isinstance(f.type, msgspec.inspect.StructType):
+            out.update(_typed_leaves(f.type, f"{key}."))
+        elif isinstance(f.type, msgspec.inspect.BoolType | msgspec.inspect.LiteralType):
+            out[key] = f.type
+    return out
+
+
+def _get(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _normalize(tree: dict[str, Any], cls: type[Any], origin: Mapping[str, str]) -> None:
+    """Accept LOG_LEVEL=info, ENABLE_AUTH=yes, slow_consumer: GAP: words are case-insensitive."""
+    for dotted, kind in _typed_leaves(msgspec.inspect.type_info(cls)).items():
+        value = _get(tree, dotted)
+        if not isinstance(value, str):
+            continue
+        word = value.strip()
+        if isinstance(kind, msgspec.inspect.BoolType):
+            if word.lower() not in _BOOL_WORDS:
+                raise ConfigError(
+                    f"config error: {_where(dotted, origin)}: {value!r} is not a yes/no value (true/false, yes/no, on/off, 1/0)"
+                )
+            _set(tree, dotted, _BOOL_WORDS[word.lower()])
+            continue
+        choices = {str(v).lower(): v for v in kind.values}
+        if word.lower() not in choices:
+            allowed = ", ".join(str(v) for v in kind.values)
+            raise ConfigError(f"config error: {_where(dotted, origin)}: {value!r} is not one of {allowed}")
+        _set(tree, dotted, choices[word.lower()])
+
+
+def _where(dotted: str, origin: Mapping[str, str]) -> str:
+    """`server.port`, or `WEBSOCKET_PORT=abc (server.port)` when the value came from the environment."""
+    return f"{origin[dotted]} ({dotted})" if dotted in origin else dotted
+
+
+def _validation_message(err: msgspec.ValidationError, origin: Mapping[str, str] | None = None) -> str:
     # msgspec says "Expected `int`, got `str` - at `$.server.port`"; lead with the key instead.
     text = str(err)
     if " - at `$." in text:
         problem, _, where = text.rpartition(" - at `$.")
         key = where.rstrip("`").replace("[", ".").replace("]", "")
-        return f"config error: {key}: {problem[0].lower()}{problem[1:]}"
+        return f"config error: {_where(key, origin or {})}: {problem[0].lower()}{problem[1:]}"
     if text.startswith("Object contains unknown field"):
         return f"config error: unknown key: {text.split('`')[1] if '`' in text else text}"
     return f"config error: {text}"
@@ -242,23 +310,40 @@ def build_config(
 ) -> Any:
     """Merge the layers and validate; raises ConfigError."""
     tree: dict[str, Any] = _read_file(file_path) if file_path else {}
+    origin: dict[str, str] = {}  # dotted key -> "VAR=value" for keys the environment set
     for var, dotted in {**ENV_KEYS, **(env_keys or {})}.items():
-        if var in env and env[var] != "":
+        if var in env and (env[var] != "" or dotted in _EMPTY_IS_VALUE):
             _set(tree, dotted, _env_value(dotted, env[var]))
+            origin[dotted] = f"{var}={env[var]!r}" if len(env[var]) <= 40 else var
     for dotted, value in overrides.items():
         if value is not None:
             _set(tree, dotted, value)
+            origin.pop(dotted, None)
+    _normalize(tree, cls, origin)
     try:
         cfg = msgspec.convert(tree, cls, strict=False)
     except msgspec.ValidationError as e:
         # unknown nested keys report their path too
-        msg = _validation_message(e)
+        msg = _validation_message(e, origin)
         raise ConfigError(msg) from None
-    _check(cfg)
+    _check(cfg, origin)
     return cfg
 
 
-def _check(cfg: Any) -> None:
+def _check(cfg: Any, origin: Mapping[str, str] | None = None) -> None:
+    try:
+        _check_values(cfg)
+    except ConfigError as e:
+        # name the variable when the bad value came from the environment
+        key = str(e).removeprefix("config error: ").split(":", 1)[0]
+        if origin and key in origin:
+            raise ConfigError(
+                str(e).replace(f"config error: {key}:", f"config error: {_where(key, origin)}:", 1)
+            ) from None
+        raise
+
+
+def _check_values(cfg: Any) -> None:
     if not isinstance(cfg, Config):
         return
     for key, port in (("server.port", cfg.server.port), ("metrics.port", cfg.metrics.port)):
@@ -303,10 +388,29 @@ def _check(cfg: Any) -> None:
         raise ConfigError(f"config error: tracing.sample_ratio: must be within 0..1, got {cfg.tracing.sample_ratio}")
     if not cfg.nats.url.startswith(("nats://", "tls://", "ws://", "wss://")):
         raise ConfigError(f"config error: nats.url: {cfg.nats.url!r} is not a nats:// or tls:// URL")
+    _check_lease(cfg.lease)
+
+
+def _check_lease(lease: LeaseConfig) -> None:
+    if lease.ttl <= 0:
+        raise ConfigError(f"config error: lease.ttl: must be > 0, got {lease.ttl}")
+    if not 0 < lease.renew <= lease.ttl / 2:
+        raise ConfigError(f"config error: lease.renew: must be > 0 and at most half of lease.ttl, got {lease.renew}")
+    if lease.replicas < 1:
+        raise ConfigError(f"config error: lease.replicas: must be >= 1, got {lease.replicas}")
+
+
+def package_version(dist: str) -> str:
+    """The installed version of a distribution (`argus-gateway`), or "unknown" when run from a bare tree."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every service takes."""
+    """The flags every service takes; `--version` prints the distribution named like the program."""
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version(parser.prog)}")
     parser.add_argument("--config", help="YAML config file (default: $ARGUS_CONFIG)")
     parser.add_argument("--host", help="listen host (server.host)")
     parser.add_argument("--port", type=_port_arg, help="listen port (server.port)")

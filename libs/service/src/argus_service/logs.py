@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object per line to stderr and to a rotating file."""
+"""Structured logging: one JSON object per line to stderr and, optionally, to a rotating file."""
 
 from __future__ import annotations
 
@@ -53,7 +53,11 @@ def setup_logging(
     backup_count: int = 5,
     fmt: str = "json",
 ) -> None:
-    """Configure the root logger for a service process (called once, from main)."""
+    """Configure the root logger for a service process (called once, from main).
+
+    `file` "" means stderr only. A file that cannot be opened (read-only working directory, as in a
+    container with a read-only root) is reported once and skipped: logging must never stop a service.
+    """
     formatter: logging.Formatter = JsonFormatter(service) if fmt == "json" else TextFormatter()
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -61,13 +65,20 @@ def setup_logging(
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(formatter)
     root.addHandler(stderr)
-    if file:
-        Path(file).parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(
-            file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
-        )
-        rotating.setFormatter(formatter)
-        root.addHandler(rotating)
     root.setLevel(level)
     # aiohttp logs every access line; keep it quiet unless debugging.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if file:
+        try:
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
+            rotating = logging.handlers.RotatingFileHandler(
+                file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+            )
+        except OSError as e:
+            logging.getLogger("argus.logs").warning(
+                "log file unavailable; logging to stderr only (set LOG_FILE= to turn the file off)",
+                extra={"file": file, "error": e.strerror or repr(e)},
+            )
+            return
+        rotating.setFormatter(formatter)
+        root.addHandler(rotating)

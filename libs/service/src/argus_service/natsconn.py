@@ -1,13 +1,18 @@
-"""Connecting to NATS the same way in every service: retry the first connect, reconnect forever."""
+"""Connecting to NATS the same way in every service: retry the first connect, reconnect forever.
+
+`stop` is honoured in every state: nats-py's own connect loop never returns while no server answers
+(with reconnects allowed it retries forever), so each attempt runs as a task raced against `stop`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -15,6 +20,7 @@ from nats.aio.client import Client
 from .config import NatsConfig
 
 log = logging.getLogger("argus.nats")
+T = TypeVar("T")
 
 
 async def connect_nats(
@@ -26,10 +32,12 @@ async def connect_nats(
     stop: asyncio.Event | None = None,
     pending_size: int = 64 * 1024 * 1024,
 ) -> Client:
-    """Connect, retrying with capped backoff until connected or `stop` is set."""
+    """Connect, retrying with capped backoff until connected; ConnectionError once `stop` is set."""
+    connected = False
 
     async def error_cb(e: Exception) -> None:
-        log.warning("nats error", extra={"error": repr(e)})
+        if connected:  # before that, the retry loop below reports each failed attempt
+            log.warning("nats error", extra={"error": repr(e)})
 
     async def disconnected_cb() -> None:
         log.warning("nats disconnected", extra={"url": cfg.url})
@@ -52,6 +60,7 @@ async def connect_nats(
         "reconnected_cb": reconnected_cb,
         "pending_size": pending_size,
         "connect_timeout": 2,
+        "drain_timeout": 5,  # a drain on shutdown must not outlast the pod's grace period
     }
     if cfg.user:
         options["user"], options["password"] = cfg.user, cfg.password
@@ -62,24 +71,46 @@ async def connect_nats(
     if cfg.tls_ca or cfg.url.startswith("tls://"):
         ctx = ssl.create_default_context(cafile=cfg.tls_ca or None)
         options["tls"] = ctx
+    # The first connect gives up after one pass over the servers so that this loop (not nats-py's,
+    # which never returns while max_reconnect_attempts < 0) retries, with backoff and logs.
+    first = {**options, "allow_reconnect": False, "max_reconnect_attempts": 1}
     delay = 0.2
     while True:
         try:
-            nc = await nats.connect(**options)
-            log.info("nats connected", extra={"url": nc.connected_url.netloc if nc.connected_url else cfg.url})
-            return nc
-        except Exception as e:
-            if stop is not None and stop.is_set():
-                raise
+            nc = await _until_stopped(nats.connect(**first), stop)
+        except ConnectionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failed attempt is retried; only `stop` ends the loop
             log.warning(
                 "nats connect failed, retrying", extra={"url": cfg.url, "error": repr(e), "retry_in": round(delay, 2)}
             )
-            if stop is not None:
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                    raise ConnectionError("stopped while connecting to NATS") from e
-                except TimeoutError:
-                    pass
-            else:
-                await asyncio.sleep(delay)
+            await _until_stopped(asyncio.sleep(delay), stop)
             delay = min(delay * 2, 5.0) * (0.8 + random.random() * 0.4)
+            continue
+        # From now on nats-py reconnects by itself, forever.
+        nc.options["allow_reconnect"] = True
+        nc.options["max_reconnect_attempts"] = -1
+        connected = True
+        log.info("nats connected", extra={"url": nc.connected_url.netloc if nc.connected_url else cfg.url})
+        return nc
+
+
+async def _until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | None) -> T:
+    """Await `work`, or cancel it and raise ConnectionError as soon as `stop` is set."""
+    if stop is None:
+        return await work
+    if stop.is_set():
+        work.close()
+        raise ConnectionError("stopped while connecting to NATS")
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise ConnectionError("stopped while connecting to NATS")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from argus_service.config import ConfigError, common_arguments, load_config
 from argus_service.health import OpsServer
 from argus_service.logs import setup_logging
-from argus_service.process import install_stop_signals, run
+from argus_service.process import install_stop_signals, run, until_stopped
 from prometheus_client import CollectorRegistry
 
 from .server import Gateway
@@ -50,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     lc = cfg.logging
     setup_logging("gateway", lc.level, lc.file, lc.max_bytes, lc.backup_count, lc.format)
+    if cfg.security.enable_auth and not cfg.security.api_keys and not cfg.security.jwt_secret:
+        log.warning(
+            "auth is enabled but no API key (ARGUS_API_KEYS) or JWT secret (ARGUS_JWT_SECRET) is set: "
+            "every client will be refused"
+        )
 
     async def amain() -> int:
         stop = asyncio.Event()
@@ -59,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ops = OpsServer(registry, gateway.ready)
         if cfg.metrics.enabled:
             await ops.start(cfg.metrics.host, cfg.metrics.port)
-        try:
-            await gateway.start(stop)
+        try:  # a stop while NATS is gone mid-start (a JetStream call waiting) ends the start at once
+            await until_stopped(
+                gateway.start(stop), stop, lambda: gateway.nc is not None and gateway.nc.is_reconnecting
+            )
         except ConnectionError:
             await ops.stop()
             return 0

@@ -1,0 +1,279 @@
+"""One publisher per source: a lease in a JetStream KV bucket, renewed by its holder.
+
+The key is the source's name (under the deployment's subject prefix, ``prod.mock``), the value a
+`LeaseRecord` naming the holder. The bucket's TTL is the lease's: a holder that stops renewing
+(killed, cut off) loses the lease `ttl` seconds after its last renewal, and a standby, trying every
+`renew` seconds, takes it. `create` succeeds only on an absent key and `update` only on the
+revision the holder wrote last, so two ingestors never both hold it; `held` also expires locally
+`ttl` after the last renewal, so a holder cut off from NATS stops publishing before anyone else
+can take over.
+
+Where JetStream is not there at all, or has not answered for `ttl` seconds, the lease cannot be
+checked: the ingestor says so once and publishes anyway (a second publisher would then go
+unnoticed, as before leases existed); a standby stays a standby, so only one side fails open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+from argus_protocol import iso_now
+from argus_service.config import LeaseConfig
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import (
+    APIError,
+    BucketNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from nats.js.kv import KeyValue
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger("argus.lease")
+
+State = Literal["starting", "held", "standby", "unchecked", "released"]
+_JS_NOT_ENABLED = 10076  # JetStream API error: "jetstream not enabled"
+_KEY_CHARS = re.compile(r"[^-/_=.a-zA-Z0-9]")
+
+
+class LeaseRecord(msgspec.Struct, kw_only=True):
+    """What the KV value says about the holder (read by standbys for their log line)."""
+
+    holder: str
+    host: str
+    pid: int
+    since: str
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(LeaseRecord).decode
+
+
+def lease_key(source: str, subject_prefix: str = "") -> str:
+    """`mock`, or `prod.mock` when deployments share a NATS under subject prefixes."""
+    key = f"{subject_prefix}.{source}" if subject_prefix else source
+    return _KEY_CHARS.sub("_", key).strip(".") or "_"
+
+
+class LeaseMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.held = Gauge(
+            "ingestor_lease_held",
+            "1 while this ingestor holds its source's lease (or cannot check it)",
+            registry=registry,
+        )
+        self.withheld = Counter(
+            "ingestor_lease_withheld_events_total", "Events not published because another ingestor holds the lease",
+            registry=registry,
+        )  # fmt: skip
+        self.transitions = Counter(
+            "ingestor_lease_transitions_total", "Lease state changes, by new state", ["state"], registry=registry
+        )
+
+
+class SourceLease:
+    """acquire(nc) / held / on_lost / release(): the whole interface a runner needs."""
+
+    def __init__(
+        self,
+        key: str,
+        cfg: LeaseConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.cfg = cfg
+        self.holder = holder or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.record = LeaseRecord(holder=self.holder, host=socket.gethostname(), pid=os.getpid(), since="")
+        self.on_lost: list[Callable[[], None]] = []  # called when a held lease goes to someone else
+        self.on_acquired: list[Callable[[], None]] = []
+        self.state: State = "starting"
+        self.other: LeaseRecord | None = None  # the holder, while we stand by
+        self.problem = ""  # why the lease is unchecked
+        self.metrics = LeaseMetrics(registry or CollectorRegistry())
+        self._clock = clock
+        self._nc: Client | None = None
+        self._kv: KeyValue | None = None
+        self._rev = 0
+        self._renewed_at = 0.0
+        self._failing_since: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # the interface ------------------------------------------------------------------------
+    async def acquire(self, nc: Client) -> bool:
+        """First attempt now, then keep renewing (or, as a standby, keep trying) in the background."""
+        self._nc = nc
+        if not self.cfg.enabled:
+            self._enter("unchecked", problem="lease.enabled is false")
+            return True
+        await self._attempt()
+        self._task = asyncio.create_task(self._keep(), name=f"lease-{self.key}")
+        return self.held
+
+    @property
+    def held(self) -> bool:
+        """May this ingestor publish? Also False once `ttl` passed without a successful renewal."""
+        if self.state == "unchecked":
+            return True
+        return self.state == "held" and self._clock() - self._renewed_at < self.cfg.ttl
+
+    async def release(self) -> None:
+        """Clean stop: delete our key so a standby takes over at its next try, not after the TTL."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        was_held = self.state == "held"
+        self._enter("released")
+        if was_held and self._kv is not None and self._nc is not None and self._nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self._kv.delete(self.key, last=self._rev)
+
+    def withhold(self, events: int) -> None:
+        self.metrics.withheld.inc(events)
+
+    def describe(self) -> str:
+        """One line for /readyz and logs."""
+        if self.state == "standby":
+            who = (
+                f"{self.other.holder} (host {self.other.host}, pid {self.other.pid})"
+                if self.other
+                else "another ingestor"
+            )
+            return (
+                f"standby: {who} publishes this source (lease {self.key!r}); "
+                f"taking over if its lease lapses for {self.cfg.ttl:g}s"
+            )
+        if self.state == "unchecked":
+            return f"lease unchecked ({self.problem}): a second publisher would go unnoticed"
+        if self.state == "held" and not self.held:
+            return f"lease {self.key!r} not renewed for over {self.cfg.ttl:g}s: not publishing until renewed"
+        return f"{self.state}: lease {self.key!r}"
+
+    # the work -----------------------------------------------------------------------------
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.renew)
+            if self._nc is not None and self._nc.is_connected:
+                await self._attempt()
+            self.metrics.held.set(1 if self.held else 0)  # also falls when renewals stop succeeding
+
+    async def _attempt(self) -> None:
+        try:
+            kv = await self._bucket()
+            if self.state == "held":
+                try:
+                    self._rev = await kv.update(self.key, _encode(self.record), last=self._rev)
+                    self._renewed_at = self._clock()
+                    return
+                except KeyWrongLastSequenceError:
+                    pass  # it lapsed (then create below succeeds) or someone else took it
+            try:
+                self.record.since = iso_now()
+                self._rev = await kv.create(self.key, _encode(self.record))
+            except KeyWrongLastSequenceError:
+                other, revision = await self._read_holder(kv)
+                if other is None or other.holder != self.holder:
+                    self._failing_since = None
+                    self._enter("standby", other=other)
+                    return
+                # our own record, from before JetStream stopped answering: still ours
+                self._rev = await kv.update(self.key, _encode(self.record), last=revision)
+            self._renewed_at = self._clock()
+            self._failing_since = None
+            self._enter("held")
+        except (NoRespondersError, ServiceUnavailableError) as e:
+            self._kv = None
+            self._enter("unchecked", problem=f"JetStream unavailable: {type(e).__name__}")
+        except APIError as e:
+            self._kv = None
+            if e.err_code == _JS_NOT_ENABLED:
+                self._enter("unchecked", problem="JetStream is not enabled on this NATS")
+            else:  # e.g. the bucket vanished with a restarted in-memory server: recreate next time
+                log.debug("lease attempt failed", extra={"key": self.key, "error": repr(e)})
+        except Exception as e:  # noqa: BLE001 - timeouts, reconnects: keep the state, try again next round
+            self._kv = None
+            log.debug("lease attempt failed", extra={"key": self.key, "error": repr(e)})
+            now = self._clock()
+            self._failing_since = self._failing_since or now
+            if self.state in ("starting", "held") and now - self._failing_since >= self.cfg.ttl:
+                self._enter(
+                    "unchecked", problem=f"JetStream has not answered for {self.cfg.ttl:g}s ({type(e).__name__})"
+                )
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is not None:
+            return self._kv
+        assert self._nc is not None
+        js = self._nc.jetstream(timeout=max(0.5, min(2.0, self.cfg.ttl / 2)))
+        try:
+            kv = await js.key_value(self.cfg.bucket)
+        except (BucketNotFoundError, NotFoundError):
+            kv = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=self.cfg.bucket,
+                    description="Argus ingestor leases: one publisher per source",
+                    history=1,
+                    ttl=self.cfg.ttl,
+                    storage=StorageType.MEMORY,  # leases outlive no restart of their holders anyway
+                    replicas=self.cfg.replicas,
+                )
+            )
+        status = await kv.status()
+        if status.ttl and abs(status.ttl - self.cfg.ttl) > 0.01:
+            log.warning(
+                "lease bucket has another TTL than configured; the bucket's wins",
+                extra={"bucket": self.cfg.bucket, "bucket_ttl": status.ttl, "lease_ttl": self.cfg.ttl},
+            )
+        self._kv = kv
+        return kv
+
+    async def _read_holder(self, kv: KeyValue) -> tuple[LeaseRecord | None, int]:
+        """The current holder's record and its revision (None, 0 when unreadable)."""
+        try:
+            entry = await kv.get(self.key)
+            return (_decode(entry.value) if entry.value else None), int(entry.revision or 0)
+        except Exception:  # noqa: BLE001 - unreadable: treated as someone else's
+            return None, 0
+
+    def _enter(self, state: State, *, other: LeaseRecord | None = None, problem: str = "") -> None:
+        previous, previous_other = self.state, self.other
+        self.state, self.other, self.problem = state, other, problem
+        self.metrics.held.set(1 if self.held else 0)
+        same_holder = previous_other is not None and other is not None and previous_other.holder == other.holder
+        if state == previous and (state != "standby" or same_holder):
+            return
+        self.metrics.transitions.labels(state).inc()
+        extra: dict[str, Any] = {"key": self.key, "holder": self.holder, "state": state}
+        if state == "held":
+            took_over = previous == "standby" and previous_other is not None
+            log.info(
+                "lease taken: this ingestor publishes the source"
+                + (f", taking over from {previous_other.holder}" if took_over and previous_other else ""),
+                extra=extra,
+            )
+            for cb in self.on_acquired:
+                cb()
+        elif state == "standby":
+            log.warning(f"second publisher refused: {self.describe()}", extra=extra)
+            if previous == "held":
+                for cb in self.on_lost:
+                    cb()
+        elif state == "unchecked":
+            log.warning(f"cannot check for a second publisher: {problem}; publishing anyway", extra=extra)

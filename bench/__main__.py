@@ -16,7 +16,7 @@ from . import loadgen
 from .ablate import ABLATIONS
 from .procstat import rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
-from .stack import Stack, gateway_counter
+from .stack import YARDSTICK, Stack, Yardstick, gateway_counter
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,10 +56,11 @@ def run(
     sample_every: int | None = None,
     gateway_env: dict[str, str] | None = None,
     ablate: str | None = None,
+    yardstick: bool = False,
 ) -> dict[str, Any]:
     duration = duration or s.duration
     two_cores = (os.cpu_count() or 1) >= 2
-    stack = Stack(
+    stack = (Yardstick if yardstick else Stack)(
         s.rate,
         s.universe,
         s.clients,
@@ -160,6 +161,10 @@ def run(
     }
 
 
+COMPARED = ("seed", "heavy", "hot", "wide")  # run beside the yardstick under the same load
+YARDSTICK_KEYS = ("delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "gateway_writes_per_s")
+
+
 def _quantile(sorted_s: list[float], q: float) -> float | None:
     return round(sorted_s[min(len(sorted_s) - 1, int(q * len(sorted_s)))], 3) if sorted_s else None
 
@@ -223,6 +228,9 @@ def main() -> int:
         help="environment for the gateway, to measure a setting (e.g. WEBSOCKET_FLUSH_INTERVAL_MS=2)",
     )
     p.add_argument("--ablate", choices=sorted(ABLATIONS), help="run the gateway with one technique undone")
+    p.add_argument(
+        "--no-yardstick", action="store_true", help="skip the yardstick runs beside seed, heavy, hot and wide"
+    )
     args = p.parse_args()
     gw_env = dict(item.split("=", 1) for item in args.gateway_env)
     names = [args.scenario] if args.scenario else [*SCENARIOS, "knee"]
@@ -236,8 +244,20 @@ def main() -> int:
             result = knee(args.duration or 10.0, gw_env)
         else:
             result = run(SCENARIOS[name], args.duration, None, gw_env, args.ablate)
+            if name in COMPARED and not args.no_yardstick and YARDSTICK.exists():
+                print(row(result), flush=True)
+                ys = run(SCENARIOS[name], args.duration, None, None, None, yardstick=True)
+                ys["scenario"] = f"{name} yardstick"
+                result["yardstick"] = {k: ys[k] for k in YARDSTICK_KEYS}
+                result["cpu_per_message_vs_yardstick"] = round(
+                    result["cpu_us_per_message"] / max(0.01, ys["cpu_us_per_message"]), 2
+                )
+                result = {**result, "_row": row(ys)}
         if name != "knee":
-            print(row(result), flush=True)
+            if "_row" in result:
+                print(result.pop("_row"), flush=True)
+            else:
+                print(row(result), flush=True)
         else:
             print(f"knee: {result.get('knee_rate') or result.get('note')}", flush=True)
         (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps({"machine": info, **result}, indent=2))

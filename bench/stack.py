@@ -151,11 +151,42 @@ class Stack:
 
 
 def gateway_counter(port: int, name: str) -> float:
-    """One counter from the gateway's /metrics (0 when absent)."""
+    """One counter from the gateway's /metrics, summed over its labels (0 when absent or no metrics)."""
     import urllib.request
 
+    if not port:
+        return 0.0
+    total = 0.0
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
+            if line.startswith((name + " ", name + "{")):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+YARDSTICK = Path(__file__).resolve().parents[2] / "shared" / "bench" / "yardstick_fanout.py"
+
+
+class Yardstick(Stack):
+    """The workplace's minimal aiohttp+uvloop fan-out (../shared/bench/yardstick_fanout.py) on the
+    same core and the same load, so the gateway's cost is compared with it in the same invocation.
+    It simulates its own symbols; it has no NATS, no source process and no metrics."""
+
+    def start(self) -> None:
+        if not YARDSTICK.exists():
+            raise FileNotFoundError(f"no yardstick at {YARDSTICK}")
+        self.gateway = self._spawn(
+            "gateway",
+            [
+                sys.executable,
+                str(YARDSTICK),
+                "--port",
+                str(self.ws_port),
+                "--universe-size",
+                str(self.universe),
+                "--rate",
+                str(self.rate),
+            ],
+        )
+        wait_port(self.ws_port)
+        time.sleep(0.5)

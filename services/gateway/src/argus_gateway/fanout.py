@@ -33,8 +33,8 @@ from .topic import Topic
 log = logging.getLogger("argus.fanout")
 
 _CLOCK_EVERY = 64  # sessions flushed between looks at the clock
-GATHER_FACTOR = 2.0  # the next flush waits this many times as long as the last round of writes took
-MIN_GATHER = 0.0005  # below this, write at the end of the loop turn
+GATHER_FROM = 0.4  # CPU load (of one core) above which writes start to gather
+LOAD_WINDOW = 0.1  # seconds over which that load is measured
 LATE_QUIET = 0.2  # seconds without late events that end a late burst
 HISTORY_IDLE = 10.0  # seconds a topic keeps its compacted view after the last replay used it
 
@@ -84,8 +84,9 @@ class Hub:
         self.max_gather = max_gather
         self.max_age_us = int(max_event_age * 1e6)  # older on arrival: not live (a burst NATS held back)
         self._late: set[Topic] = set()  # topics inside such a burst
-        self._gather = 0.0  # seconds the next flush waits, from the cost of the last round of writes
-        self._round = 0.0
+        self._gather = 0.0  # seconds the next flush waits, from the gateway's recent CPU load
+        self._load_at = time.perf_counter()
+        self._load_cpu = time.process_time()
         self.topics: dict[str, Topic] = {}
         self.clock = Clock()
         self.pump: Callable[[Session], None] | None = None  # moves queued replays into an outbox
@@ -222,6 +223,20 @@ class Hub:
                 continue  # its pending replay carries the newest state
             session.push_frame(frames.get(session.single))
 
+    def _adapt_gather(self) -> None:
+        """Gathering that follows the load: below GATHER_FROM of a core the gateway writes at once;
+        busier, the next writes wait up to max_gather so each send (~6 µs whatever it carries)
+        carries more. CPU time, not wall time: a core shared with NATS and the source is no signal."""
+        now = time.perf_counter()
+        span = now - self._load_at
+        if span < LOAD_WINDOW:
+            return
+        cpu = time.process_time()
+        load = (cpu - self._load_cpu) / span
+        self._load_at, self._load_cpu = now, cpu
+        over = (load - GATHER_FROM) / (1.0 - GATHER_FROM)
+        self._gather = 0.0 if over <= 0 else self.max_gather * min(1.0, over)
+
     def mark_dirty(self, session: Session) -> None:
         self._dirty.append(session)
         if not self._flush_scheduled:
@@ -239,8 +254,7 @@ class Hub:
         frames = nbytes = writes = skipped = 0
         behind = self._behind
         pump = self.pump
-        started = time.perf_counter()
-        deadline = started + self.flush_budget
+        deadline = time.perf_counter() + self.flush_budget
         n = len(dirty)
         i = 0
         while i < n:
@@ -266,15 +280,7 @@ class Hub:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
                 break
-        self._round += time.perf_counter() - started
-        if not self._dirty:
-            # Gathering that follows the load: the next writes wait about as long as this round of
-            # them took (each send costs ~6 µs whatever it carries), so a busy loop makes fewer,
-            # fuller writes and a quiet one writes at once.
-            self._gather = min(self.max_gather, GATHER_FACTOR * self._round)
-            if self._gather < MIN_GATHER:
-                self._gather = 0.0
-            self._round = 0.0
+        self._adapt_gather()
         if frames:
             self.metrics.messages_sent.inc(frames)
             self.metrics.bytes_sent.inc(nbytes)

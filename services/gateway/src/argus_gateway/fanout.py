@@ -35,6 +35,7 @@ log = logging.getLogger("argus.fanout")
 _CLOCK_EVERY = 64  # sessions flushed between looks at the clock
 GATHER_FROM = 0.4  # CPU load (of one core) above which writes start to gather
 LOAD_WINDOW = 0.1  # seconds over which that load is measured
+GATHER_SPAN = 0.6  # load above GATHER_FROM at which gathering reaches max_gather
 LATE_QUIET = 0.2  # seconds without late events that end a late burst
 HISTORY_IDLE = 10.0  # seconds a topic keeps its compacted view after the last replay used it
 
@@ -234,7 +235,7 @@ class Hub:
         cpu = time.process_time()
         load = (cpu - self._load_cpu) / span
         self._load_at, self._load_cpu = now, cpu
-        over = (load - GATHER_FROM) / (1.0 - GATHER_FROM)
+        over = (load - GATHER_FROM) / GATHER_SPAN
         self._gather = 0.0 if over <= 0 else self.max_gather * min(1.0, over)
 
     def mark_dirty(self, session: Session) -> None:

@@ -20,6 +20,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
+from .natswire import subscribe_now, unsubscribe_now
+
 log = logging.getLogger("argus.retained")
 
 MULTI_LAST_MAX = 1024  # subjects per multi_last request the server accepts
@@ -52,17 +54,17 @@ class DirectGet:
         self._sub: Any = None
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(f"{self.inbox}.*", cb=self._on_msg)
+        # answers are taken in nats-py's reader: a history of 1,000 messages is no 1,000 task hops
+        self._sub = subscribe_now(self.nc, f"{self.inbox}.*", self._on_msg)
 
     async def close(self) -> None:
         if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+            unsubscribe_now(self._sub)
         for p in self._pending.values():
             if not p.done.done():
                 p.done.set_exception(StoreError("closed"))
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _on_msg(self, msg: Msg) -> None:
         pending = self._pending.get(msg.subject.rpartition(".")[2])
         if pending is None or pending.done.done():
             return  # a late answer to a request that timed out

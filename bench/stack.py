@@ -81,6 +81,19 @@ class Stack:
             os.sched_setaffinity(p.pid, {self.stack_cpu})  # one core for the whole service, as deployed
         return p
 
+    def _await_seeding(self, mport: int, timeout: float = 300.0) -> None:
+        """Measure the market, not its start: wait until the mock has published its seeded past
+        (its publish rate falls back to the live walk's)."""
+        live = 3 * self.universe * self.rate  # quotes plus closed bars and minutes, with room to spare
+        deadline = time.monotonic() + timeout
+        last = gateway_counter(mport, "ingestor_events_published_total")
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 2:
+            time.sleep(1.0)
+            now = gateway_counter(mport, "ingestor_events_published_total")
+            quiet = quiet + 1 if now - last < live else 0
+            last = now
+
     def cpu_seconds(self) -> dict[str, float]:
         return {name: cpu_seconds(pid) for name, pid in self.named.items()}
 
@@ -111,6 +124,8 @@ class Stack:
             **self.mock_env,
         )
         wait_port(mport)
+        if "MOCK_HISTORY" in self.mock_env:
+            self._await_seeding(mport)
         gport = self.metrics_port = free_port()
         # an ablation runs the same gateway with one technique swapped out (bench/ablate.py)
         launcher = [sys.executable, "-m", "bench.ablate", self.ablate] if self.ablate else [str(BIN / "argus-gateway")]

@@ -43,13 +43,17 @@ class Http:
     async def close(self) -> None:
         await self.session.close()
 
-    async def get(self, path: str, *, msgpack: bool = False, headers: dict[str, str] | None = None, **params: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async def get(
+        self, path: str, *, msgpack: bool = False, headers: dict[str, str] | None = None, **params: Any
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
         h = dict(headers or {})
         if msgpack:
             h["Accept"] = "application/msgpack"
         async with self.session.get(self.base + path, params={k: str(v) for k, v in params.items()}, headers=h) as r:
             raw = await r.read()
-            data = msgspec.msgpack.decode(raw) if msgpack and r.content_type == "application/msgpack" else json.loads(raw)
+            data = (
+                msgspec.msgpack.decode(raw) if msgpack and r.content_type == "application/msgpack" else json.loads(raw)
+            )
             return r.status, data, r
 
     async def ok(self, path: str, **params: Any) -> Any:

@@ -30,11 +30,17 @@ def stack_config(tmp_path: Path, **sections: Any) -> tuple[Path, str]:
 async def mock_http(gateway, ingestor, tmp_path: Path):  # type: ignore[no-untyped-def]
     path, _ = stack_config(tmp_path)
     port, _ = gateway("--config", str(path))
-    ingestor("mock", "--config", str(path), "--seed", "7", "--universe", "0", "--history", "60", "--history-trades", "80")
+    ingestor(
+        "mock", "--config", str(path), "--seed", "7", "--universe", "0", "--history", "60", "--history-trades", "80"
+    )
     http = Http(port)
     # the mock's past is in retention and its STATUS heard: bars answer from both
     await http.until(
-        "/v1/bars", lambda s, d: s == 200 and d["sources"] == ["mock", "retention"], symbol=SYMBOL, period="1d", limit=62
+        "/v1/bars",
+        lambda s, d: s == 200 and d["sources"] == ["mock", "retention"],
+        symbol=SYMBOL,
+        period="1d",
+        limit=62,
     )
     yield http, port
     await http.close()
@@ -119,3 +125,39 @@ async def test_bad_requests_get_the_error_envelope(mock_http) -> None:
     ):
         status, data, _ = await http.get("/v1/bars", **params)
         assert status == 400 and data["type"] == "ERROR" and data["data"]["code"] == code, (params, data)
+
+
+async def test_newest_bars_over_http_are_the_replay_s_exactly(gateway, nats_url: str) -> None:
+    """A chart that loads over HTTP and then subscribes has no seam: the same bars, the forming one too."""
+    import nats
+    from eventfactory import BarPlayer, unique_symbol
+
+    port, _ = gateway()
+    nc = await nats.connect(nats_url)
+    http = Http(port)
+    try:
+        sym = unique_symbol("S")
+        bars = BarPlayer(nc, "kline", sym, period="5m")
+        for i in range(40):
+            await bars.bar(f"2026-11-30T{9 + i * 5 // 60:02d}:{i * 5 % 60:02d}:00+08:00")
+        await bars.bar("2026-11-30T12:20:00+08:00", versions=2, close=False)  # forming
+        await nc.flush()
+        page = await http.until(
+            "/v1/bars", lambda s, d: s == 200 and d["count"] == 41, symbol=sym, period="5m", limit=41
+        )
+        assert page["sources"] == ["retention"] and not page["bars"][-1]["closed"]
+        c = await Client.connect(port)
+        try:
+            await c.subscribe([sym], ["kline"], periods=["5m"], history=41)
+            await c.expect("REPLAYED")
+            replay = [m["data"]["kline"] for m in c.seen if m["type"] == "DATA" and m["data"].get("replay")]
+            assert replay == page["bars"]
+            # live continues from there: the forming bar's next version is the next DATA
+            await bars.bar("2026-11-30T12:20:00+08:00", versions=1, close=True)
+            live = (await c.data(1, symbol=sym))[0]["kline"]
+            assert live["open_time"] == page["bars"][-1]["open_time"] and live["closed"]
+        finally:
+            await c.close()
+    finally:
+        await http.close()
+        await nc.close()

@@ -94,6 +94,9 @@ class HistoryService:
             return
         self.requests.labels("answered").inc()
         events = answer.events
+        for ev in events:
+            if not ev.source:
+                ev.source = name  # as the runner stamps live events
         parts = [events[i : i + chunk] for i in range(0, len(events), chunk)] or [[]]
         for i, part in enumerate(parts):
             await self._send(

@@ -189,17 +189,20 @@ class HttpApi:
     def _endpoint(self, name: str, fn: Callable[[web.Request, Grant], Awaitable[Any]], auth: bool = True) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
+            code = ""
             try:
                 resp = await self._guarded(request, fn, auth)
             except Refused as r:
+                code = str(r.code)
                 resp = body.error(request, r.code, r.message, r.status, self._extra_headers(r.code))
             except Exception:
                 log.exception("http request failed", extra={"endpoint": name, "query": request.query_string[:200]})
-                resp = body.error(request, ErrorCode.INTERNAL, "internal error")
+                code = ErrorCode.INTERNAL
+                resp = body.error(request, code, "internal error")
             self.requests.labels(name, str(resp.status)).inc()
             self.seconds.labels(name).observe(time.perf_counter() - started)
-            if resp.status >= 400:
-                self.gw.metrics.errors.labels(_code_of(resp.status)).inc()
+            if code:
+                self.gw.metrics.errors.labels(code).inc()  # the WebSocket's error counter, by the same codes
             return resp
 
         return handle
@@ -604,10 +607,3 @@ def _session_starts_by(symbol: str, first: Event) -> bool:
     t = event_time(first)
     hours = cal.trading_hours(t.astimezone(cal.tz).date())
     return bool(hours) and t <= hours[0][0]
-
-
-def _code_of(status: int) -> str:
-    for code, st in body.STATUS.items():
-        if st == status:
-            return str(code)
-    return ErrorCode.INTERNAL

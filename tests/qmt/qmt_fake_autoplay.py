@@ -66,3 +66,36 @@ def _play() -> None:
 for _code in ("000001.SZ", "000002.SZ", "600000.SH", SUSPENDED):
     FAKE.full_tick[_code] = tick(int(time.time() * 1000), _price(_code, 0), status=17 if _code == SUSPENDED else 13)
 threading.Thread(target=_play, name="fake-qmt-feed", daemon=True).start()
+
+
+def _seed_history() -> None:
+    """What MiniQMT has downloaded for 000333.SZ (a code no other test streams): 300 daily bars to yesterday, MiniQMT's dividend factors,
+    one past day's 1m bars (labelled by their end) and that day's Level-2 transactions."""
+    from datetime import datetime, timedelta
+
+    from argus_protocol import BEIJING
+
+    today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [today - timedelta(days=300 - i) for i in range(300)]
+    FAKE.history[(HISTORIC, "1d")] = [
+        bar(int(d.timestamp() * 1000), 20 + i * 0.01, 20.2 + i * 0.01, 19.9 + i * 0.01, 20.1 + i * 0.01, 1000 + i)
+        for i, d in enumerate(days)
+    ]
+    FAKE.dividends[HISTORIC] = list(DIVIDENDS)
+    morning = datetime(2025, 11, 10, 9, 30, tzinfo=BEIJING)
+    minutes = [morning + timedelta(minutes=i) for i in range(120)] + [
+        morning.replace(hour=13, minute=0) + timedelta(minutes=i) for i in range(120)
+    ]
+    FAKE.history[(HISTORIC, "1m")] = [
+        bar(int((t + timedelta(minutes=1)).timestamp() * 1000), 11.0, 11.02, 10.98, 11.0 + (i % 5) * 0.01, 10 + i)
+        for i, t in enumerate(minutes)
+    ]
+    FAKE.history[(HISTORIC, "l2transaction")] = [
+        l2(int((morning + timedelta(seconds=3 * i)).timestamp() * 1000), 11.0, 100 * (1 + i % 3), 1 + i % 2, i + 1)
+        for i in range(500)
+    ]
+
+
+HISTORIC = "000333.SZ"
+DIVIDENDS = [("20260615", 1.25)]  # ex-date, dr (prev close / ex-rights price)
+_seed_history()

@@ -122,6 +122,7 @@ class FakeXtData:
         self.enable_hello = True
         self.full_tick: dict[str, Row] = {}
         self.history: dict[tuple[str, str], list[Row]] = {}
+        self.dividends: dict[str, list[tuple[str, float]]] = {}  # code -> (ex-date YYYYMMDD, dr), MiniQMT's factors
         self.subs: dict[int, tuple[str, Any, Callable[[Any], None] | None]] = {}
         self.status_cb: Callable[[Any], None] | None = None
         self.calls: list[tuple[Any, ...]] = []
@@ -199,14 +200,43 @@ class FakeXtData:
         count: int = -1,
         dividend_type: str = "none",
         fill_data: bool = True,
-    ) -> dict[str, Records]:
+    ) -> dict[str, Any]:
+        """{code: DataFrame} as xtdata returns it: one row per bar, indexed by its time as text
+        ('20251124' for 1d, '20251124093100' intraday), `time` in epoch ms; prices adjusted by
+        MiniQMT's dividend factors (`dividends`) for dividend_type front/back."""
+        import pandas as pd
+
         with self.lock:
             self._check()
+            self.calls.append(
+                ("get_market_data_ex", tuple(stock_list or []), period, start_time, end_time, count, dividend_type)
+            )
             out = {}
             for code in stock_list or []:
-                rows = self.history.get((code, period), [])
-                out[code] = Records(dict(r) for r in (rows[-count:] if count > 0 else rows))
+                rows = [dict(r) for r in self.history.get((code, period), [])]
+                lo, hi = _bound(start_time, False), _bound(end_time, True)
+                rows = [r for r in rows if (lo is None or r["time"] >= lo) and (hi is None or r["time"] <= hi)]
+                if count > 0:
+                    rows = rows[-count:]
+                if dividend_type in ("front", "back"):
+                    rows = [self._adjusted(code, r, dividend_type) for r in rows]
+                fmt = "%Y%m%d" if period == "1d" else "%Y%m%d%H%M%S"
+                index = [datetime.fromtimestamp(r["time"] / 1000, BEIJING).strftime(fmt) for r in rows]
+                out[code] = pd.DataFrame(rows, index=index)
             return out
+
+    def _adjusted(self, code: str, row: Row, how: str) -> Row:
+        day = datetime.fromtimestamp(row["time"] / 1000, BEIJING).strftime("%Y%m%d")
+        f = 1.0
+        for ex, dr in self.dividends.get(code, []):  # dr: prev close / ex-rights price (> 1)
+            if how == "front" and ex > day:
+                f /= dr
+            elif how == "back" and ex <= day:
+                f *= dr
+        for k in ("open", "high", "low", "close", "preClose"):
+            if k in row:
+                row[k] = round(row[k] * f, 3)
+        return row
 
     def _check(self) -> None:
         if not (self.running and self.connected):
@@ -293,6 +323,15 @@ class FakeXtData:
             except Exception:  # noqa: BLE001 - xtdata's subscribe_callback_wrapper prints and carries on
                 print("subscribe callback error:", cb)
                 traceback.print_exc()
+
+
+def _bound(text: str, end: bool) -> int | None:
+    """xtdata's start_time/end_time ('YYYYMMDD' or 'YYYYMMDDHHMMSS', Beijing) as epoch ms."""
+    if not text:
+        return None
+    if len(text) == 8:
+        text += "235959" if end else "000000"
+    return ms(text[:8], f"{text[8:10]}:{text[10:12]}:{text[12:14]}") + (999 if end else 0)
 
 
 def _covers(targets: Iterable[str], code: str) -> bool:

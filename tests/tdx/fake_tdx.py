@@ -58,12 +58,26 @@ class FakeTrade:
 
 
 @dataclass
+class FakeXdxr:
+    """One 除权除息 record (get_xdxr_info category 1): per 10 shares."""
+
+    day: str  # ex-date YYYY-MM-DD
+    cash: float = 0.0  # 分红
+    rights_price: float = 0.0  # 配股价
+    bonus: float = 0.0  # 送转股
+    rights: float = 0.0  # 配股
+
+
+@dataclass
 class FakeMarket:
     quotes: dict[tuple[int, str], FakeQuote] = field(default_factory=dict)
     bars: dict[tuple[int, str, int], list[FakeBar]] = field(default_factory=dict)
     minutes: dict[tuple[int, str], list[tuple[float, int]]] = field(default_factory=dict)
     transactions: dict[tuple[int, str], list[FakeTrade]] = field(default_factory=dict)
     decimals: dict[tuple[int, str], int] = field(default_factory=dict)  # 3 for ETFs/bonds
+    xdxr: dict[tuple[int, str], list[FakeXdxr]] = field(default_factory=dict)
+    history_minutes: dict[tuple[int, str, int], list[tuple[float, int]]] = field(default_factory=dict)  # by YYYYMMDD
+    history_transactions: dict[tuple[int, str, int], list[FakeTrade]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def dec(self, key: tuple[int, str]) -> int:
@@ -118,6 +132,43 @@ class FakeMarket:
         for price, vol in points:
             p = w.raw_price(price, d)
             out += w.varint(p - last) + w.varint(0) + w.varint(vol)
+            last = p
+        return bytes(out)
+
+    def xdxr_body(self, market: int, code: str) -> bytes:
+        # pytdx reads each row's market and code from the body's first 7 bytes, so they lead it
+        records = self.xdxr.get((market, code), [])
+        out = bytearray(struct.pack("<B6s", market, code.encode()) + b"\x00\x00" + struct.pack("<H", len(records)))
+        for x in records:
+            y, m, d = (int(v) for v in x.day.split("-"))
+            out += struct.pack("<B6sB", market, code.encode(), 0) + struct.pack("<IB", y * 10000 + m * 100 + d, 1)
+            out += struct.pack("<ffff", x.cash, x.rights_price, x.bonus, x.rights)
+        return bytes(out)
+
+    def history_minutes_body(self, market: int, code: str, day: int) -> bytes:
+        points = self.history_minutes.get((market, code, day), [])
+        d = self.dec((market, code))
+        out = bytearray(struct.pack("<HI", len(points), 0))
+        last = 0
+        for price, vol in points:
+            p = w.raw_price(price, d)
+            out += w.varint(p - last) + w.varint(0) + w.varint(vol)
+            last = p
+        return bytes(out)
+
+    def history_transactions_body(self, market: int, code: str, start: int, count: int, day: int) -> bytes:
+        rows = self.history_transactions.get((market, code, day), [])
+        end = len(rows) - start
+        chosen = rows[max(0, end - count) : max(0, end)]
+        d = self.dec((market, code))
+        out = bytearray(struct.pack("<HI", len(chosen), 0))
+        last = 0
+        for t in chosen:
+            hh, mm = (int(x) for x in t.hhmm.split(":"))
+            p = w.raw_price(t.price, d)
+            out += (
+                struct.pack("<H", hh * 60 + mm) + w.varint(p - last) + w.varint(t.vol) + w.varint(t.side) + w.varint(0)
+            )
             last = p
         return bytes(out)
 
@@ -241,6 +292,15 @@ class FakeTdxServer:
             if command == w.CMD_MINUTES:
                 market, code = struct.unpack("<H6s", req[2:10])
                 return m.minutes_body(market, code.decode())
+            if command == w.CMD_XDXR:
+                market, code = struct.unpack("<B6s", req[4:11])
+                return m.xdxr_body(market, code.decode())
+            if command == w.CMD_HISTORY_MINUTES:
+                day, market, code = struct.unpack("<IB6s", req[2:13])
+                return m.history_minutes_body(market, code.decode(), day)
+            if command == w.CMD_HISTORY_TRANSACTIONS:
+                day, market, code, start, count = struct.unpack("<IH6sHH", req[2:18])
+                return m.history_transactions_body(market, code.decode(), start, count, day)
             market, code, start, count = struct.unpack("<H6sHH", req[2:14])
             return m.transactions_body(market, code.decode(), start, count)
 

@@ -18,7 +18,18 @@ CMD_QUOTES = 0x053E
 CMD_BARS = 0x052D
 CMD_MINUTES = 0x051D
 CMD_TRANSACTIONS = 0x0FC5
-DATA_COMMANDS = {CMD_QUOTES: "quotes", CMD_BARS: "bars", CMD_MINUTES: "minutes", CMD_TRANSACTIONS: "transactions"}
+CMD_XDXR = 0x000F
+CMD_HISTORY_MINUTES = 0x0FB4
+CMD_HISTORY_TRANSACTIONS = 0x0FB5
+DATA_COMMANDS = {
+    CMD_QUOTES: "quotes",
+    CMD_BARS: "bars",
+    CMD_MINUTES: "minutes",
+    CMD_TRANSACTIONS: "transactions",
+    CMD_XDXR: "xdxr",
+    CMD_HISTORY_MINUTES: "history_minutes",
+    CMD_HISTORY_TRANSACTIONS: "history_transactions",
+}
 
 
 def varint(value: int) -> bytes:

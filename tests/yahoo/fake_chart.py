@@ -106,6 +106,60 @@ class CannedChart:
 
 
 @dataclass
+class History:
+    """A ticker's past as Yahoo keeps it: per interval ("1d", "1m", ...) bars as
+    (epoch seconds, open, high, low, close, volume, adjusted close), oldest first."""
+
+    ticker: str
+    exchange: str
+    series: dict[str, list[tuple[int, float, float, float, float, int, float]]]
+    currency: str = "USD"
+
+    def json(self, interval: str, query: dict[str, str]) -> dict[str, Any]:
+        rows = self.series.get(interval, [])
+        if "period1" in query:
+            lo, hi = int(query["period1"]), int(query.get("period2") or 2**40)
+            rows = [r for r in rows if lo <= r[0] < hi]
+        elif query.get("range") == "1d":
+            rows = rows[-1:]
+        zone, short, exch, _, _ = EXCHANGES[self.exchange]
+        offset = int(datetime.now(ZoneInfo(zone)).utcoffset().total_seconds())  # type: ignore[union-attr]
+        meta = {
+            "currency": self.currency,
+            "symbol": self.ticker,
+            "exchangeName": exch,
+            "instrumentType": "EQUITY",
+            "firstTradeDate": self.series[interval][0][0] if self.series.get(interval) else 0,
+            "gmtoffset": offset,
+            "timezone": short,
+            "exchangeTimezoneName": zone,
+            "regularMarketPrice": rows[-1][4] if rows else 0.0,
+            "dataGranularity": interval,
+            "range": query.get("range", ""),
+            "hasPrePostMarketData": False,
+            "priceHint": 2,
+            "scale": 3,
+            "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
+        }
+        if interval != "1d":  # yfinance lines intraday bars up with each day's regular session
+            tz, (_, _, _, open_, close) = ZoneInfo(zone), EXCHANGES[self.exchange]
+            periods = []
+            for day in sorted({datetime.fromtimestamp(r[0], tz).date() for r in rows}):
+                a = int(datetime.fromisoformat(f"{day}T{open_}").replace(tzinfo=tz).timestamp())
+                b = int(datetime.fromisoformat(f"{day}T{close}").replace(tzinfo=tz).timestamp())
+                periods.append([{"timezone": short, "start": a, "end": b, "gmtoffset": offset}])
+            meta["tradingPeriods"] = periods
+            if periods:
+                meta["currentTradingPeriod"] = {k: periods[-1][0] for k in ("pre", "regular", "post")}
+        quote = {k: [r[i] for r in rows] for i, k in enumerate(("open", "high", "low", "close", "volume"), start=1)}
+        indicators: dict[str, Any] = {"quote": [quote]}
+        if interval in ("1d", "5d", "1wk", "1mo", "3mo"):
+            indicators["adjclose"] = [{"adjclose": [r[6] for r in rows]}]
+        result = {"meta": meta, "timestamp": [r[0] for r in rows], "indicators": indicators}
+        return {"chart": {"result": [result], "error": None}}
+
+
+@dataclass
 class Request:
     path: str
     query: dict[str, str]
@@ -117,6 +171,7 @@ class Request:
 class FakeChartServer:
     charts: dict[str, CannedChart] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    history: dict[str, History] = field(default_factory=dict)  # answers ranges and other intervals
     fail: set[str] = field(default_factory=set)  # tickers answered with HTTP 500
     delay: float = 0.0  # seconds each chart answer takes
     inflight: int = 0
@@ -169,6 +224,10 @@ class FakeChartServer:
                 await asyncio.sleep(self.delay)
             finally:
                 self.inflight -= 1
+            past = self.history.get(ticker)
+            interval = request.query.get("interval", "1m")
+            if past is not None and (interval != "1m" or "period1" in request.query or ticker not in self.charts):
+                return web.json_response(past.json(interval, dict(request.query)))
             chart = self.charts.get(ticker)
             if chart is None:
                 return web.json_response(

@@ -1,7 +1,19 @@
 """What every Argus ingestor shares."""
 
+from .past import HistoryAnswer, HistoryQuery, HistoryUnavailable
 from .registry import available_sources, load_source
 from .runner import Runner
 from .source import EventQueue, Source, SourceContext, WantedSet
 
-__all__ = ["EventQueue", "Runner", "Source", "SourceContext", "WantedSet", "available_sources", "load_source"]
+__all__ = [
+    "EventQueue",
+    "HistoryAnswer",
+    "HistoryQuery",
+    "HistoryUnavailable",
+    "Runner",
+    "Source",
+    "SourceContext",
+    "WantedSet",
+    "available_sources",
+    "load_source",
+]

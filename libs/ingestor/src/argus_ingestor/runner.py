@@ -43,6 +43,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .demand import DemandTable
+from .history import HistoryService
 from .lease import SourceLease
 from .source import Source, WantedSet
 from .status import StatusBoard
@@ -107,6 +108,10 @@ class Runner:
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self._background = Background()
+        # deep history on argus.history.<source> (history.py); refused while the source is down
+        self.history = HistoryService(
+            source, cfg.history, registry, lambda: (self.board.overall.state, self.board.overall.reason)
+        )
 
     # SourceContext ------------------------------------------------------------------------
     def status(
@@ -173,6 +178,7 @@ class Runner:
         with self.tracer.start_as_current_span("ingestor.source.start", attributes={"source": self.name}):
             await self.source.start(self)
         self._apply_wanted()
+        await self.history.start(self.nc, self.subjects)  # history: after the source started
         self._ready = True
         self._tasks = [
             asyncio.create_task(self._pump(), name="pump"),
@@ -188,6 +194,7 @@ class Runner:
 
     async def close(self) -> None:
         self._ready = False
+        await self.history.stop()  # history: no new requests while the source stops
         with contextlib.suppress(Exception):
             await self.source.stop()
         for t in self._tasks:

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from argus_protocol import Event, Stream
 
+from .past import HistoryAnswer, HistoryQuery, HistoryUnavailable
+
 
 class WantedSet:
     """The streams a source should provide, indexed for the questions sources ask."""
@@ -122,6 +124,12 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[list[Event]]: ...
+
+    async def history(self, query: HistoryQuery) -> HistoryAnswer:
+        """Deep history from the upstream's own history API (bars, a day's 分时, trades, quotes),
+        normalized like live events, oldest first. Optional: raise `HistoryUnavailable(reason)`
+        for what the upstream cannot give. The runner validates, de-duplicates, caches and times it."""
+        raise HistoryUnavailable("this source keeps no history")
 
 
 class _Lost:

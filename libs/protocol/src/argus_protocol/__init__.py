@@ -31,6 +31,15 @@ from .events import (
     is_closed,
     stream_key,
 )
+from .history import (
+    ADJUSTMENTS,
+    HISTORY_KINDS,
+    HistoryChunk,
+    HistoryRequest,
+    event_time,
+    parse_when,
+    zone_of,
+)
 from .markets import BEIJING, MARKETS, Market
 from .retention import STORES, Place, Store, place, stores
 from .status import STATES, SourceStatus
@@ -49,12 +58,14 @@ from .subjects import (
 from .symbols import InvalidSymbol, is_valid_symbol, market_of, parse_symbol
 
 __all__ = [
+    "ADJUSTMENTS",
     "BARRED",
     "BEIJING",
     "CLOSED",
     "DATA_TYPES",
     "ENCODINGS",
     "FORMING",
+    "HISTORY_KINDS",
     "JSON",
     "MARKETS",
     "MSGPACK",
@@ -67,6 +78,8 @@ __all__ = [
     "DemandQuery",
     "ErrorCode",
     "Event",
+    "HistoryChunk",
+    "HistoryRequest",
     "InvalidSymbol",
     "Kline",
     "KlineEvent",
@@ -90,6 +103,7 @@ __all__ = [
     "encode_json",
     "encode_msgpack",
     "event_period",
+    "event_time",
     "is_closed",
     "is_valid_symbol",
     "iso_from_us",
@@ -98,8 +112,10 @@ __all__ = [
     "now_us",
     "parse_stream_key",
     "parse_symbol",
+    "parse_when",
     "place",
     "stores",
     "stream_key",
     "validate_stream",
+    "zone_of",
 ]

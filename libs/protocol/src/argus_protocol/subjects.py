@@ -135,6 +135,10 @@ class Subjects:
     def status_all(self) -> str:
         return f"{self._p}argus.status.*"
 
+    def history(self, source: str) -> str:
+        """Deep-history requests for one source's ingestors (`history.py`)."""
+        return f"{self._p}argus.history.{_token(source)}"
+
 
 __all__ = [
     "BARRED",

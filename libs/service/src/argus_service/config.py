@@ -11,7 +11,7 @@ import importlib.metadata
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -116,6 +116,40 @@ class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True):
         )
 
 
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class HttpConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """The gateway's HTTP API (`/v1/...` on the WebSocket port): limits per call and per client."""
+
+    enabled: bool = True
+    max_bars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000  # bars per /v1/bars call
+    max_trades: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000  # trades per /v1/trades call
+    max_symbols: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500  # symbols per /v1/snapshot call
+    max_calendar_days: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 400  # days per /v1/calendar call
+    timeout: Seconds = 10.0  # an answer (retention plus the sources asked) within this, else UNAVAILABLE
+    requests_per_second: Annotated[float, msgspec.Meta(gt=0)] = 20.0  # per client IP
+    burst: Positive = 40
+    max_clients: Positive = 10_000  # client IPs whose rate buckets are kept (idle ones go first)
+
+
+class HistoryConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Deep history asked of ingestors on `argus.history.<source>` (gateway and ingestor sides)."""
+
+    # which sources a gateway asks for a market's symbols, in order; a market not listed: every
+    # source alive (its STATUS heard, not down), in `order`
+    sources: dict[str, list[str]] = {}
+    order: list[str] = msgspec.field(default_factory=lambda: ["qmt", "tdx", "yahoo", "mock"])
+    chunk_items: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500  # events per reply message
+    max_items: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000  # events per answer at most
+    cache_ttl: Annotated[float, msgspec.Meta(ge=0)] = 30.0  # ingestor: answers reused this long (0: never)
+    quote_ttl: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # ingestor: quote snapshots reused this long
+    cache_entries: Positive = 512
+    source_timeout: Seconds = 8.0  # ingestor: the upstream's answer within this, else UNAVAILABLE
+    max_in_flight: Positive = 4  # ingestor: upstream history calls at once (the rest queue)
+
+
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True
     host: str = "0.0.0.0"
@@ -154,6 +188,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
     nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)

@@ -32,6 +32,7 @@ from .commands import Commands
 from .connection import Connection
 from .fanout import Hub
 from .frames import ws_frame
+from .httpapi import HttpApi
 from .metrics import GatewayMetrics
 from .recall import Recall
 from .replay import Replayer
@@ -68,6 +69,7 @@ class Gateway:
         self.port = 0
         self._n = 0
         self._background = Background()
+        self.http = HttpApi(self, registry)  # HTTP API (httpapi.py)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, stop: asyncio.Event | None = None) -> None:
@@ -136,6 +138,11 @@ class Gateway:
         app.router.add_get("/", handle)
         app.router.add_get("/ws", handle)
         add_board_routes(app)  # the quote board's static files (board/)
+        # --- HTTP API: /v1/bars, /v1/ticks, /v1/trades, /v1/snapshot, /v1/calendar, /v1/openapi.json (httpapi.py)
+        assert self.nc is not None and self._store is not None
+        await self.http.start(self.nc, self._store)
+        self.http.register(app.router)
+        # --- end HTTP API
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         ssl_ctx = None
@@ -203,6 +210,7 @@ class Gateway:
                 await t
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.http.close()  # HTTP API
         if self.hub is not None:
             await self.hub.close()
         if self._store is not None:

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from argus_ingestor import Source, SourceContext, WantedSet
+from argus_ingestor import HistoryAnswer, HistoryQuery, Source, SourceContext, WantedSet
 from argus_protocol import BEIJING, PERIODS, Event, KlineEvent, QuoteEvent, Stream, TickEvent, TradeEvent
 
+from .deep import MockPast
 from .history import PastPlan, SeedSpec, plan_past, walk_past
 from .market import Instrument, local_iso
 from .schedule import SCHEDULES, is_open
@@ -107,6 +109,8 @@ class MockSource(Source):
         super().__init__(options)
         self.opts = MockOptions(self.options)
         self.clock = clock
+        # one seed per process when none is given, so the past it answers history with is the one it walked
+        self.seed = self.opts.seed if self.opts.seed is not None else random.randrange(1 << 31)
         self.always = list(dict.fromkeys([*universe_symbols(self.opts.universe), *ALWAYS]))
         self._always_set = frozenset(self.always)
         self.instruments: dict[str, Instrument] = {}  # active and dormant
@@ -123,11 +127,14 @@ class MockSource(Source):
         self._pending: dict[str, None] = {}  # fresh symbols whose past goes out before they go live
         self._timeline = Timeline(self.opts.schedule)
         self._past_plans: dict[SeedSpec, PastPlan] = {}
+        self.past = MockPast(
+            self.seed, self._timeline, self.opts.rate, self.opts.history, self.opts.history_trades, self.name
+        )
         self._round_symbols = 0  # symbols and events seeded since the queue was last empty, since when
         self._round_events = 0
         self._round_start = 0.0
         for s in self.always:
-            self.instruments[s] = Instrument(s, self.opts.seed)
+            self.instruments[s] = Instrument(s, self.seed)
             self._plans[s] = QUOTE_ONLY
             if self._seeding:
                 self._pending[s] = None
@@ -171,7 +178,7 @@ class MockSource(Source):
         for s in sorted(s for s in plans if s not in old):
             inst = self.instruments.get(s)
             if inst is None:
-                self.instruments[s] = Instrument(s, self.opts.seed)
+                self.instruments[s] = Instrument(s, self.seed)
                 if self._seeding:
                     self._pending[s] = None  # goes live once its past is out (events())
                     continue
@@ -251,7 +258,9 @@ class MockSource(Source):
         spec = self._seed_spec(sym)
         events: list[Event] = []
         if not spec.empty:  # else every stream is retained: the live walk just starts
-            events = walk_past(self.instruments[sym], self._past_plan(spec), self.name)
+            plan = self._past_plan(spec)
+            events = walk_past(self.instruments[sym], plan, self.name)
+            self.past.remember(sym, plan)
         self._order.append(sym)
         if self._open or not spec.quote:
             self._urgent.append(sym)  # open: trades on the next step; closed: its one quote
@@ -300,6 +309,27 @@ class MockSource(Source):
             plan = plans[spec] = plan_past(spec, now_ms, self._timeline, self.opts.rate)
         self._past_plans = plans
         return plan
+
+    # deep history (deep.py) --------------------------------------------------------------
+    async def history(self, query: HistoryQuery) -> HistoryAnswer:
+        now_ms = int(self.clock() * 1000)
+        if query.kind == "quote":
+            return HistoryAnswer([q for s in query.symbols if (q := self._quote_now(s, now_ms)) is not None])
+        # a fresh instrument walks the past: off the event loop, the live walk goes on meanwhile
+        if query.kind == "kline":
+            return await asyncio.to_thread(self.past.bars, query, now_ms)
+        if query.kind == "tick":
+            return await asyncio.to_thread(self.past.ticks, query, now_ms)
+        return await asyncio.to_thread(self.past.trades, query, now_ms)
+
+    def _quote_now(self, symbol: str, now_ms: int) -> QuoteEvent | None:
+        inst = self.instruments.get(symbol)
+        if inst is None or symbol in self._pending:
+            return self.past.quote(symbol, now_ms)
+        book = inst.book.getstate()
+        q = inst.quote(local_iso(now_ms, BEIJING))
+        inst.book.setstate(book)  # a look, not a quote published: the live book draws stay as they were
+        return QuoteEvent(symbol=symbol, source=self.name, quote=q)
 
     # live ---------------------------------------------------------------------------------
     def _update(self, symbols: list[str]) -> list[Event]:

@@ -20,11 +20,12 @@ from datetime import time as dtime
 from functools import partial
 from typing import Any
 
-from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
+from argus_ingestor import EventQueue, HistoryAnswer, HistoryQuery, HistoryUnavailable, Source, SourceContext, WantedSet
 from argus_protocol import BEIJING, Event, Quote, QuoteEvent, TradeEvent, market_of
 
 from . import normalize
 from .bars import NATIVE_MS, Sessions, SymbolBars, native_periods
+from .history import QmtHistory
 from .mailbox import Mailbox
 from .markethours import MarketHours
 from .options import load_options, parse_session
@@ -142,6 +143,26 @@ class QmtSource(Source):
 
     def events(self) -> AsyncIterator[list[Event]]:
         return self._queue.batches()
+
+    async def history(self, query: HistoryQuery) -> HistoryAnswer:
+        """Bars adjusted by MiniQMT (`dividend_type`), a day's 分时, Level-2 trades, quotes (history.py)."""
+        if not self.connected or self.xt is None:
+            why = self._reported[1] if self._reported else None
+            raise HistoryUnavailable(f"MiniQMT not connected{': ' + why if why else ''}")
+        for s in query.symbols:
+            if market_of(s) not in QMT_MARKETS:
+                raise HistoryUnavailable(f"market {market_of(s)} is not on QMT")
+        past = QmtHistory(
+            self.xt,
+            self._call,
+            self.sessions,
+            self.hours,
+            self._lot,
+            self.opts.bar_label,
+            self.opts.level2,
+            lambda: int(self.clock() * 1000),
+        )
+        return await past.answer(query)
 
     # status -------------------------------------------------------------------------------
     def _now(self) -> datetime:

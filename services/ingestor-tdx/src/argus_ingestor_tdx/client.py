@@ -21,10 +21,13 @@ from typing import Any
 from pytdx.errors import TdxConnectionError
 from pytdx.hq import TdxHq_API
 from pytdx.parser.base import BaseParser, ResponseHeaderRecvFails, ResponseRecvFails, SendRequestPkgFails
+from pytdx.parser.get_history_minute_time_data import GetHistoryMinuteTimeData
+from pytdx.parser.get_history_transaction_data import GetHistoryTransactionData
 from pytdx.parser.get_minute_time_data import GetMinuteTimeData
 from pytdx.parser.get_security_bars import GetSecurityBarsCmd
 from pytdx.parser.get_security_quotes import GetSecurityQuotesCmd
 from pytdx.parser.get_transaction_data import GetTransactionData
+from pytdx.parser.get_xdxr_info import GetXdXrInfo
 
 Row = dict[str, Any]
 
@@ -115,6 +118,17 @@ class TdxConnection:
 
     def transactions(self, market: int, code: str, start: int, count: int) -> list[Row]:
         return list(self._call(GetTransactionData, market, code, start, count) or [])
+
+    # history (tdx/history.py) ----------------------------------------------------------------
+    def xdxr(self, market: int, code: str) -> list[Row]:
+        """除权除息 and share-capital records, oldest first (category 1: cash, bonus and rights per 10 shares)."""
+        return list(self._call(GetXdXrInfo, market, code) or [])
+
+    def history_minutes(self, market: int, code: str, yyyymmdd: int) -> list[Row]:
+        return list(self._call(GetHistoryMinuteTimeData, market, code, yyyymmdd) or [])
+
+    def history_transactions(self, market: int, code: str, start: int, count: int, yyyymmdd: int) -> list[Row]:
+        return list(self._call(GetHistoryTransactionData, market, code, start, count, yyyymmdd) or [])
 
 
 def _reason(e: BaseException, api: TdxHq_API) -> str:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
+from argus_ingestor import EventQueue, HistoryAnswer, HistoryQuery, HistoryUnavailable, Source, SourceContext, WantedSet
 from argus_protocol import (
     PERIOD_SECONDS,
     Event,
@@ -26,6 +26,7 @@ from argus_protocol import (
 
 from . import convert, fetch
 from .calendar import Clock, TradingSchedule, beijing_now
+from .history import TdxHistory
 from .hostpool import HostPool
 from .instruments import BAR_CATEGORIES, NotOnTdx, PriceScale, from_tdx, to_tdx
 from .options import load_options
@@ -123,6 +124,13 @@ class TdxSource(Source):
 
     def events(self) -> AsyncIterator[list[Event]]:
         return self._queue.batches()
+
+    async def history(self, query: HistoryQuery) -> HistoryAnswer:
+        """Deep bars (adjusted from 除权除息), a day's 分时, a day's transactions, quotes (history.py)."""
+        if self._pool is None:
+            raise HistoryUnavailable("TDX source not started")
+        past = TdxHistory(self._pool, self.scale, self.schedule, self.probe, self.clock, self._bar_over)
+        return await past.answer(query)
 
     # scheduling ---------------------------------------------------------------------------
     async def _loop(

@@ -35,6 +35,18 @@ class Bar(msgspec.Struct, frozen=True):
     volume: int
 
 
+class AdjBar(msgspec.Struct, frozen=True):
+    """One bar of any interval with Yahoo's adjusted close (dividends and splits)."""
+
+    ts_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    adj_close: float
+
+
 class ChartDay(msgspec.Struct):
     """What one chart request gives: the latest day's 1m bars and the meta Argus uses."""
 
@@ -104,6 +116,37 @@ class ChartClient:
         meta = t.get_history_metadata()
         zone = _meta(meta, "exchangeTimezoneName")
         return ChartDay(bars=_bars_of(df), tz=str(zone or tz or ""), **_day_of(meta))
+
+    def series(
+        self, ticker: str, tz: str | None, interval: str, start: Any, end: Any, period: str | None = None
+    ) -> list[AdjBar]:
+        """Bars of any interval over a range (or `period`, e.g. "max"), with Yahoo's adjusted close."""
+        import yfinance as yf
+        from yfinance.config import YfConfig
+
+        YfConfig.debug.hide_exceptions = False
+        t = self._tickers.get(ticker)
+        if t is None:
+            t = self._tickers[ticker] = yf.Ticker(ticker, session=self.session)
+            if tz:
+                t._tz = tz
+        if period:
+            df = t.history(period=period, interval=interval, auto_adjust=False, actions=False, timeout=self.timeout)
+        else:
+            df = t.history(
+                start=start, end=end, interval=interval, auto_adjust=False, actions=False, timeout=self.timeout
+            )
+        out: list[AdjBar] = []
+        if df is None or df.empty:
+            return out
+        df = df.dropna(subset=["Open", "High", "Low", "Close"])
+        stamps = df.index.tz_convert("UTC").as_unit("ms").asi8
+        adj = df["Adj Close"] if "Adj Close" in df.columns else df["Close"]
+        for ts, o, h, lo, c, a, v in zip(
+            stamps, df["Open"], df["High"], df["Low"], df["Close"], adj, df["Volume"].fillna(0), strict=True
+        ):
+            out.append(AdjBar(int(ts), float(o), float(h), float(lo), float(c), int(v), float(a)))
+        return out
 
     def forget(self, tickers: Sequence[str]) -> None:
         for t in tickers:

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from argus_ingestor import EventQueue, Source, SourceContext, WantedSet
+from argus_ingestor import EventQueue, HistoryAnswer, HistoryQuery, HistoryUnavailable, Source, SourceContext, WantedSet
 from argus_protocol import Event, Kline, KlineEvent, Quote, QuoteEvent, Stream, Tick, TickEvent, TradeEvent
 
 from . import candles
 from .chart import ChartClient, ChartDay, make_session
 from .decode import Pricing
+from .history import YahooHistory
 from .options import load_options
 from .poller import Poller
 from .quotes import DERIVED_SOURCE, SymbolTape
@@ -66,6 +67,7 @@ class YahooSource(Source):
         self.poller: Poller | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._disconnected_since: float | None = None
+        self._past: YahooHistory | None = None
 
     # Source interface ---------------------------------------------------------------------
     async def start(self, ctx: SourceContext) -> None:
@@ -82,6 +84,8 @@ class YahooSource(Source):
             backoff_max=o.backoff_max,
         )
         client = ChartClient(make_session(o.chart_url, o.cache_dir), o.poll_timeout)
+        # history asks the chart API on a client of its own: the poller's stays the poller's
+        self._past = YahooHistory(ChartClient(client.session, o.poll_timeout), self.calendar.tz, self.clock)
         self.poller = Poller(
             client, o.poll_interval, o.poll_workers, self._in_session, self._on_chart, self._on_chart_failure
         )
@@ -107,6 +111,12 @@ class YahooSource(Source):
 
     def events(self) -> AsyncIterator[list[Event]]:
         return self._queue.batches()
+
+    async def history(self, query: HistoryQuery) -> HistoryAnswer:
+        """Bars (adjusted by Yahoo's adjusted close), a day's 分时, quotes (history.py)."""
+        if self._past is None:
+            raise HistoryUnavailable("Yahoo source not started")
+        return await self._past.answer(query)
 
     # demand -------------------------------------------------------------------------------
     def _follow(self) -> None:

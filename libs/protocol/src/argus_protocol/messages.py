@@ -19,10 +19,18 @@ PROTOCOL_VERSION = 1
 # ---------------------------------------------------------------- client -> server
 
 
+MAX_ID_LENGTH = 64
+INT64 = 2**63 - 1
+# A request id is echoed in every reply about it: bounded, so it cannot multiply a request's size
+# or fail to encode (MessagePack integers stop at 64 bits).
+RequestId = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | Annotated[int, msgspec.Meta(ge=-INT64, le=INT64)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64)]
+
+
 class ClientEnvelope(msgspec.Struct):
     type: str
     data: Any = None
-    id: str | int | None = None
+    id: RequestId | None = None
     timestamp: str | None = None
 
 
@@ -33,7 +41,7 @@ class Subscribe(msgspec.Struct, forbid_unknown_fields=False):
     snapshot: bool = True
     # N entries of each stream's compacted view (bars, minutes, trades), or the trading day so far
     history: Annotated[int, msgspec.Meta(ge=0)] | Literal["day"] = 0
-    resume: dict[str, int] | None = None  # stream key -> last seq the client has
+    resume: dict[str, Seq] | None = None  # stream key -> last seq the client has
 
 
 class Unsubscribe(msgspec.Struct):
@@ -92,8 +100,9 @@ class Subscribed(msgspec.Struct):
     symbols: list[str]  # every symbol of the request that was accepted
     data_types: list[str]
     periods: list[str]
-    rejected: list[Rejected]
+    rejected: list[Rejected]  # the first `server.max_rejections_listed` rejected items
     total: int  # streams this connection now holds
+    rejected_count: int = 0  # every rejected item, listed or not
 
 
 class Unsubscribed(msgspec.Struct):

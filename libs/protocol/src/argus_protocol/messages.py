@@ -36,8 +36,9 @@ class ClientEnvelope(msgspec.Struct):
 
 class Subscribe(msgspec.Struct, forbid_unknown_fields=False):
     symbols: list[Any]  # validated item by item so one bad symbol rejects only itself
-    data_types: list[Any] = msgspec.field(default_factory=lambda: ["quote"])
-    periods: list[Any] = msgspec.field(default_factory=lambda: ["1m"])
+    # Strings, checked item by item against the vocabulary; anything else makes the message invalid.
+    data_types: list[str] = msgspec.field(default_factory=lambda: ["quote"])
+    periods: list[str] = msgspec.field(default_factory=lambda: ["1m"])
     snapshot: bool = True
     # N entries of each stream's compacted view (bars, minutes, trades), or the trading day so far
     history: Annotated[int, msgspec.Meta(ge=0)] | Literal["day"] = 0
@@ -46,8 +47,8 @@ class Subscribe(msgspec.Struct, forbid_unknown_fields=False):
 
 class Unsubscribe(msgspec.Struct):
     symbols: list[Any] | None = None  # None: all
-    data_types: list[Any] | None = None  # None: all
-    periods: list[Any] | None = None  # None: all
+    data_types: list[str] | None = None  # None: all
+    periods: list[str] | None = None  # None: all
 
 
 class Heartbeat(msgspec.Struct):

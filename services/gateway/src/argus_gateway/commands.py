@@ -36,14 +36,14 @@ ErrorReply = Callable[[Session, str, str, "str | int | None"], None]
 
 
 def request_items(req: Subscribe | Unsubscribe) -> int:
-    """What a request costs to plan: the streams it names, or the entries of its lists if more."""
+    """What a request costs to plan: the streams it names, or the entries of its longest list if more."""
     symbols = req.symbols if req.symbols is not None else ()
     types = req.data_types if req.data_types is not None else DATA_TYPES
     periods = req.periods if req.periods is not None else PERIODS
-    entries = len(symbols) + len(types) + len(periods) + len(getattr(req, "resume", None) or ())
     kline = "kline" in types
     per_symbol = len(types) - kline + (len(periods) if kline else 0)
-    return max(entries, len(symbols) * per_symbol)
+    longest = max(len(symbols), len(types), len(periods), len(getattr(req, "resume", None) or ()))
+    return max(longest, len(symbols) * per_symbol)
 
 
 def _label(item: object, limit: int) -> str:

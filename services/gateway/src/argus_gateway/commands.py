@@ -36,13 +36,15 @@ ErrorReply = Callable[[Session, str, str, "str | int | None"], None]
 
 
 def request_items(req: Subscribe | Unsubscribe) -> int:
-    """What a request costs to plan: the streams it names, or the entries of its longest list if more."""
-    symbols = req.symbols if req.symbols is not None else ()
-    types = req.data_types if req.data_types is not None else DATA_TYPES
-    periods = req.periods if req.periods is not None else PERIODS
+    """What a request costs to plan: the streams a SUBSCRIBE names, or the entries of its longest list if
+    more (an UNSUBSCRIBE is matched against the held streams by set, so only its lists count)."""
+    if isinstance(req, Unsubscribe):
+        return max(len(items) for items in (req.symbols or (), req.data_types or (), req.periods or ()))
+    symbols = req.symbols
+    types, periods = req.data_types, req.periods
     kline = "kline" in types
     per_symbol = len(types) - kline + (len(periods) if kline else 0)
-    longest = max(len(symbols), len(types), len(periods), len(getattr(req, "resume", None) or ()))
+    longest = max(len(symbols), len(types), len(periods), len(req.resume or ()))
     return max(longest, len(symbols) * per_symbol)
 
 

@@ -216,7 +216,8 @@ async def test_huge_msgpack_subscribes_cost_no_loop_time_another_client_would_no
 async def test_requests_are_charged_per_stream(gateway: Any) -> None:
     port, _ = gateway()
     c = await Client.connect(port)
-    await c.expect("WELCOME")
+    welcome = await c.expect("WELCOME")
+    assert welcome["data"]["limits"]["max_items_per_request"] == 1000  # so a client can split its requests
     # 1,000 streams each: 21 tokens of a 100-token burst, so the fifth in a row is refused
     for i in range(5):
         await c.send("UNSUBSCRIBE", {"symbols": [f"{n:06d}.SZ" for n in range(1000)]}, id=i)

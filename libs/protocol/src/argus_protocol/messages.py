@@ -76,6 +76,7 @@ class Limits(msgspec.Struct):
     max_message_bytes: int
     max_messages_per_second: float
     outbox_bytes: int
+    max_items_per_request: int = 1000  # streams one SUBSCRIBE may name: split larger ones
 
 
 class Welcome(msgspec.Struct, omit_defaults=True):

@@ -216,6 +216,7 @@ class Connection:
                         max_message_bytes=srv.max_message_bytes,
                         max_messages_per_second=srv.max_messages_per_second,
                         outbox_bytes=srv.outbox_bytes,
+                        max_items_per_request=srv.max_items_per_request,
                     ),
                     auth_required=auth_required,
                     options={

@@ -16,7 +16,7 @@ from argus_ingestor.demand import DemandTable
 from argus_protocol import DemandAnnouncement, Subjects
 from eventfactory import unique_symbol
 from nats.aio.client import Client as NATS
-from natsserver import NatsServer, nats_binary
+from natsserver import NatsServer, nats_binary, sync_subscriptions
 from probes import metric
 from prometheus_client import CollectorRegistry
 from wsclient import Client
@@ -101,10 +101,13 @@ async def test_a_failed_publish_keeps_the_last_good_set_alive(nats_url: str) -> 
     metrics = GatewayMetrics(registry)
     wanted = ["quote:000001.SZ", "quote:600000.SH"]
     ann = DemandAnnouncer(flaky, subjects, "gw-flaky", refresh=0.5, ttl=1.5, streams=lambda: wanted, metrics=metrics)
+    await sync_subscriptions(listener)
     try:
         await ann.start()
-        await listener.flush()
-        await asyncio.sleep(0.2)
+        for _ in range(20):
+            if table.union():
+                break
+            await asyncio.sleep(0.05)
         assert {s.key for s in table.union()} == set(wanted)
         wanted = [*wanted, "quote:BROKEN1.SZ"]
         flaky.broken = "BROKEN1"

@@ -38,10 +38,11 @@ def nats_binary() -> str | None:
 class NatsServer:
     """A nats-server process with JetStream; restartable on the same port."""
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(self, binary: str, port: int | None = None, conf: str = "") -> None:
         self.binary = binary
         self.port = port or free_port()
         self.store = tempfile.mkdtemp(prefix="argus-nats-")
+        self.conf = conf  # nats-server configuration text (e.g. "max_payload: 16384"), if any
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,8 +50,13 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        extra: list[str] = []
+        if self.conf:
+            path = Path(self.store) / "nats.conf"
+            path.write_text(self.conf)
+            extra = ["-c", str(path)]
         self.proc = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
+            [self.binary, *extra, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -165,6 +165,8 @@ class RawClient:
                 chunk = self.sock.recv(1 << 20)
             except TimeoutError:
                 break
+            except ConnectionResetError:  # closed with our last sends unread: what came before still counts
+                break
             if not chunk:
                 break
             self.buf += chunk

@@ -8,14 +8,18 @@ import json
 import time
 
 import aiohttp
+import jwt
 import msgspec
 import pytest
-from argus_gateway.auth import make_jwt
 from eventfactory import quote, subject, unique_symbol
 from nats.aio.client import Client as NATS
 from wsclient import Client
 
-SECRET = "test-secret"
+SECRET = "test-secret-of-at-least-32-bytes-for-hs256"
+
+
+def make_jwt(claims: dict[str, object], secret: str) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 async def still_works(c: Client) -> None:
@@ -179,7 +183,7 @@ async def test_auth_with_api_key_header_query_and_auth_message(gateway) -> None:
 
 
 async def test_auth_timeout_expired_and_entitlements(gateway) -> None:
-    port, _ = gateway("--enable-auth", env={"ARGUS_JWT_SECRET": SECRET})
+    port, _ = gateway("--enable-auth", env={"ARGUS_JWT_SECRET": SECRET}, config={"security": {"jwt_leeway": 0}})
     silent = await Client.connect(port)
     await silent.expect("WELCOME")
     # no AUTH: the default 10 s wait is long for a test, so check the expired token path first
@@ -188,7 +192,7 @@ async def test_auth_timeout_expired_and_entitlements(gateway) -> None:
     err = await e.expect("ERROR")
     assert err["data"]["code"] == "UNAUTHORIZED" and "expired" in err["data"]["message"]
     assert await e.closed() == 1008
-    forged = make_jwt({"sub": "u1"}, "other-secret")
+    forged = make_jwt({"sub": "u1"}, "another-secret-also-32-bytes-long!!")
     f = await Client.connect(port, f"/?token={forged}")
     assert "signature" in (await f.expect("ERROR"))["data"]["message"]
     short = make_jwt({"sub": "u2", "exp": int(time.time()) + 2, "markets": ["SH"], "data_types": ["quote"]}, SECRET)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import string
 
 import pytest
-from argus_protocol import MARKETS, InvalidSymbol, Stream, Subjects, is_valid_symbol, parse_symbol, validate_stream
+from argus_protocol import (
+    MARKETS,
+    InvalidSymbol,
+    Stream,
+    Subjects,
+    canonical_symbol,
+    is_valid_symbol,
+    parse_symbol,
+    validate_stream,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -123,3 +132,35 @@ def test_stream_validation() -> None:
         validate_stream("depth", "000001.SZ")
     with pytest.raises(ValueError):
         Subjects().demand("gw.1")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("700.HK", "00700.HK"),
+        ("0700.HK", "00700.HK"),
+        ("000700.HK", "00700.HK"),
+        ("aapl.US", "AAPL.US"),
+        ("brk-b.US", "BRK-B.US"),
+        ("1.SZ", "000001.SZ"),
+        ("RB2501.SF", "rb2501.SF"),
+        ("M2501.DF", "m2501.DF"),
+        ("SC2501.INE", "sc2501.INE"),
+        ("if2412.IF", "IF2412.IF"),
+        ("sr501.ZF", "SR501.ZF"),
+        ("gspc.IDX", "GSPC.IDX"),
+    ],
+)
+def test_every_spelling_has_one_canonical_form(spelling: str, canonical: str) -> None:
+    assert canonical_symbol(spelling) == canonical
+    assert canonical_symbol(canonical) == canonical
+
+
+@given(codes, markets)
+def test_canonical_form_is_valid_idempotent_and_shared_by_case_and_zero_variants(code: str, market: str) -> None:
+    symbol = f"{code}.{market}"
+    canon = canonical_symbol(symbol)
+    assert is_valid_symbol(canon) and canonical_symbol(canon) == canon
+    assert canonical_symbol(f"{code.swapcase()}.{market}") == canon  # two cases: one instrument
+    if code.isdigit() and len(code) < 32:
+        assert canonical_symbol(f"0{code}.{market}") == canon or market not in ("SZ", "SH", "BJ", "HK")

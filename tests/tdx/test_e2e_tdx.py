@@ -78,3 +78,52 @@ def test_cli_without_hosts_exits_2_naming_the_variable() -> None:
     )
     assert r.returncode == 2
     assert "TDX_HOSTS" in r.stderr
+
+
+async def test_statuses_of_symbols_tdx_lacks_stop_when_nobody_wants_them(
+    tdx_server, ingestor, gateway, nats_url: str, tmp_path: Path
+) -> None:
+    """Issue 10: 3,000 symbols TDX does not carry, then unsubscribed, had their `down` re-sent every 5 s forever."""
+    import asyncio
+
+    import msgspec
+    import nats
+    from argus_protocol import SourceStatus, Subjects
+
+    server = tdx_server()
+    config = tmp_path / "tdx-status.yaml"
+    config.write_text(FAST_CONFIG + "  status_interval: 0.5\n")
+    ingestor("tdx", "--config", str(config), "--hosts", f"127.0.0.1:{server.port}", "--schedule", "always")
+    ws_port, _ = gateway(config={"server": {"max_subscriptions_per_client": 3000}})
+    nc = await nats.connect(nats_url)
+    seen: list[SourceStatus] = []
+    dec = msgspec.msgpack.Decoder(SourceStatus)
+
+    async def on_status(msg) -> None:  # type: ignore[no-untyped-def]
+        seen.append(dec.decode(msg.data))
+
+    await nc.subscribe(Subjects().status("tdx"), cb=on_status)
+    foreign = [f"{10000 + i:05d}.HK" for i in range(3000)]
+    c = await Client.connect(ws_port)
+    try:
+        for i in range(0, 3000, 1000):
+            ack = await c.subscribe(foreign[i : i + 1000], ["quote"], snapshot=False)
+            assert len(ack["data"]["added"]) == 1000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while len({s.symbol for s in seen if s.state == "down" and s.symbol in set(foreign)}) < 3000:
+            assert loop.time() < deadline, "TDX never said it lacks them"
+            await asyncio.sleep(0.2)
+        await c.send("UNSUBSCRIBE", {}, id="u")
+        assert (await c.expect("UNSUBSCRIBED"))["data"]["total"] == 0
+        deadline = loop.time() + 20
+        while len({s.symbol for s in seen if s.state == "live" and s.symbol}) < 3000:
+            assert loop.time() < deadline, "their down was never withdrawn"
+            await asyncio.sleep(0.2)
+        seen.clear()
+        await asyncio.sleep(2.0)  # four heartbeats
+        assert any(s.symbol is None for s in seen), "the source heartbeat goes on"
+        assert [s for s in seen if s.symbol in set(foreign)] == [], "nobody wants them: nothing about them is repeated"
+    finally:
+        await c.close()
+        await nc.close()

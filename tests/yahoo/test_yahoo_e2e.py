@@ -154,3 +154,43 @@ async def test_trades_missed_in_an_outage_reach_the_client_as_a_gap(
         assert after["seq"] == before + 2 and after["trade"]["volume"] == 100
     finally:
         await c.close()
+
+
+async def test_aliases_are_refused_at_the_gateway_and_never_stop_anothers_feed(
+    streamer: FakeStreamer, ingestor: Any, gateway: Any, tmp_path: Path
+) -> None:
+    """Issue 10: one client subscribing `aapl.US`, `700.HK` and `00700.HK` stopped another's feed."""
+    ingestor(
+        "yahoo",
+        "--ws-url",
+        streamer.url,
+        "--chart-url",
+        "http://127.0.0.1:9",
+        "--schedule",
+        "always",
+        env={"YAHOO_CACHE_DIR": str(tmp_path / "yf-cache"), **NO_WAY_OUT},
+    )
+    ws_port, _ = gateway()
+    pusher = asyncio.create_task(_market(streamer))
+    victim, attacker = await Client.connect(ws_port), await Client.connect(ws_port)
+    try:
+        await victim.subscribe(["00700.HK", "AAPL.US"], ["quote"], snapshot=False)
+        await victim.data(2, timeout=30, type="quote")
+        ack = await attacker.subscribe(["aapl.US", "700.HK", "00700.HK"], ["quote"], snapshot=False)
+        assert ack["data"]["added"] == ["quote:00700.HK"]
+        rejected = {r["symbol"]: r for r in ack["data"]["rejected"]}
+        assert set(rejected) == {"aapl.US", "700.HK"}
+        assert {r["code"] for r in rejected.values()} == {"INVALID_SYMBOL"}
+        assert "AAPL.US" in rejected["aapl.US"]["message"] and "00700.HK" in rejected["700.HK"]["message"]
+        # both of the victim's symbols keep arriving after the attempt, and nothing under an alias name
+        victim.seen.clear()
+        got = {d["symbol"] for d in await victim.data(20, timeout=15, type="quote")}
+        assert got == {"00700.HK", "AAPL.US"}
+        assert {d["symbol"] for d in await attacker.data(5, timeout=15, type="quote")} == {"00700.HK"}
+        assert streamer.current.subscribed() == {"0700.HK", "AAPL"}
+    finally:
+        pusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pusher
+        await victim.close()
+        await attacker.close()

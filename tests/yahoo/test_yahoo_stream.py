@@ -182,6 +182,23 @@ async def test_symbols_yahoo_lacks_are_down_until_nobody_wants_them(streamer: Fa
         assert h.ctx.states("IF2412.IF") == ["down", "live"]
 
 
+async def test_an_alias_never_takes_the_canonical_symbols_feed(streamer: FakeStreamer, tmp_path: Path) -> None:
+    """Issue 10: `aapl.US`, `700.HK` and `00700.HK` once shared one ticker, and the last one wanted took it."""
+    async with harness(streamer, tmp_path) as h:
+        h.want(("quote", TENCENT), ("quote", "700.HK"), ("quote", AAPL), ("quote", "aapl.US"))
+        await streamer.wait(lambda: streamer.conns and streamer.current.subscribed() == {"0700.HK", "AAPL"})
+        await streamer.push(id="0700.HK", price=501.5, time=ms("2026-11-24T09:31:05+08:00"), market_hours=1)
+        await streamer.push(id="AAPL", price=229.87, time=ms("2026-11-23T10:15:01-05:00"), market_hours=1)
+        await h.until(lambda: len(h.of("quote")) == 2)
+        assert {e.symbol for e in h.events_of("quote")} == {TENCENT, AAPL}
+        for alias, canonical in (("700.HK", TENCENT), ("aapl.US", AAPL)):
+            (down,) = [s for s in h.ctx.statuses if s["symbol"] == alias]
+            assert down["state"] == "down" and down["reason"].endswith(f"Argus names it {canonical}")
+        h.want(("quote", TENCENT), ("quote", AAPL))  # nobody asks for the aliases now: their `down` is withdrawn
+        assert h.ctx.states("700.HK") == h.ctx.states("aapl.US") == ["down", "live"]
+        assert h.ctx.states(TENCENT) == h.ctx.states(AAPL) == []
+
+
 async def test_unreachable_streamer_is_stale_then_down(tmp_path: Path) -> None:
     async with Harness("ws://127.0.0.1:9/", "http://127.0.0.1:9", str(tmp_path), stale_after=0.3) as h:
         h.want(("quote", TENCENT))

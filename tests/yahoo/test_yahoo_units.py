@@ -41,6 +41,16 @@ def test_symbols_yahoo_does_not_serve(symbol: str) -> None:
         to_yahoo(symbol)
 
 
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [("700.HK", "00700.HK"), ("0700.HK", "00700.HK"), ("aapl.US", "AAPL.US"), ("gspc.IDX", "GSPC.IDX")],
+)
+def test_only_the_canonical_spelling_maps_to_a_ticker(alias: str, canonical: str) -> None:
+    with pytest.raises(NotOnYahoo, match=f"Argus names it {canonical}"):
+        to_yahoo(alias)
+    assert from_yahoo(to_yahoo(canonical)) == canonical
+
+
 def test_from_yahoo_rejects_unknown_suffixes() -> None:
     with pytest.raises(NotOnYahoo):
         from_yahoo("VOD.L")

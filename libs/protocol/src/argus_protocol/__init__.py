@@ -55,7 +55,7 @@ from .subjects import (
     parse_stream_key,
     validate_stream,
 )
-from .symbols import InvalidSymbol, is_valid_symbol, market_of, parse_symbol
+from .symbols import InvalidSymbol, canonical_symbol, is_valid_symbol, market_of, parse_symbol
 
 __all__ = [
     "ADJUSTMENTS",
@@ -96,6 +96,7 @@ __all__ = [
     "Trade",
     "TradeEvent",
     "bar_mark",
+    "canonical_symbol",
     "decode_client",
     "decode_event",
     "encode",

@@ -11,6 +11,10 @@ Announce + periodic refresh on core NATS; no JetStream needed, nothing to clean 
   answers by re-announcing immediately, so a restarted ingestor knows the demand within a second.
 - An ingestor follows the union of all unexpired announcements plus its own always-on list.
 
+An announcement larger than the server's `max_payload` travels in `parts` messages with the same `seq`
+(`part` 0..parts-1, each below the limit); an ingestor replaces a gateway's set only once every part
+of one `seq` has arrived, so a lost or late part never shrinks it.
+
 `streams` holds stream keys (`quote:000001.SZ`, `kline:600000.SH:5m`); ingestors validate them
 again, since a subject is only as safe as the last check before it is built.
 """
@@ -25,6 +29,8 @@ class DemandAnnouncement(msgspec.Struct, kw_only=True):
     seq: int  # increases per announcement of this gateway; stale reorderings are ignored
     ttl: float  # seconds this announcement stays valid
     streams: list[str]
+    part: int = 0  # which piece of the set this message holds
+    parts: int = 1  # how many pieces the set was split into
 
 
 class DemandQuery(msgspec.Struct, kw_only=True):

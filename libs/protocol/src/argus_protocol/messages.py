@@ -19,27 +19,36 @@ PROTOCOL_VERSION = 1
 # ---------------------------------------------------------------- client -> server
 
 
+MAX_ID_LENGTH = 64
+INT64 = 2**63 - 1
+# A request id is echoed in every reply about it: bounded, so it cannot multiply a request's size
+# or fail to encode (MessagePack integers stop at 64 bits).
+RequestId = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | Annotated[int, msgspec.Meta(ge=-INT64, le=INT64)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64)]
+
+
 class ClientEnvelope(msgspec.Struct):
     type: str
     data: Any = None
-    id: str | int | None = None
+    id: RequestId | None = None
     timestamp: str | None = None
 
 
 class Subscribe(msgspec.Struct, forbid_unknown_fields=False):
     symbols: list[Any]  # validated item by item so one bad symbol rejects only itself
-    data_types: list[Any] = msgspec.field(default_factory=lambda: ["quote"])
-    periods: list[Any] = msgspec.field(default_factory=lambda: ["1m"])
+    # Strings, checked item by item against the vocabulary; anything else makes the message invalid.
+    data_types: list[str] = msgspec.field(default_factory=lambda: ["quote"])
+    periods: list[str] = msgspec.field(default_factory=lambda: ["1m"])
     snapshot: bool = True
     # N entries of each stream's compacted view (bars, minutes, trades), or the trading day so far
     history: Annotated[int, msgspec.Meta(ge=0)] | Literal["day"] = 0
-    resume: dict[str, int] | None = None  # stream key -> last seq the client has
+    resume: dict[str, Seq] | None = None  # stream key -> last seq the client has
 
 
 class Unsubscribe(msgspec.Struct):
     symbols: list[Any] | None = None  # None: all
-    data_types: list[Any] | None = None  # None: all
-    periods: list[Any] | None = None  # None: all
+    data_types: list[str] | None = None  # None: all
+    periods: list[str] | None = None  # None: all
 
 
 class Heartbeat(msgspec.Struct):
@@ -67,6 +76,7 @@ class Limits(msgspec.Struct):
     max_message_bytes: int
     max_messages_per_second: float
     outbox_bytes: int
+    max_items_per_request: int = 1000  # streams one SUBSCRIBE may name: split larger ones
 
 
 class Welcome(msgspec.Struct, omit_defaults=True):
@@ -92,8 +102,9 @@ class Subscribed(msgspec.Struct):
     symbols: list[str]  # every symbol of the request that was accepted
     data_types: list[str]
     periods: list[str]
-    rejected: list[Rejected]
+    rejected: list[Rejected]  # the first `server.max_rejections_listed` rejected items
     total: int  # streams this connection now holds
+    rejected_count: int = 0  # every rejected item, listed or not
 
 
 class Unsubscribed(msgspec.Struct):

@@ -34,6 +34,26 @@ def parse_symbol(symbol: object) -> tuple[str, str]:
     return code, market
 
 
+# Numeric codes have one width per market (zero-padded); letters one case per market: Chinese commodity
+# exchanges name contracts in lower case (rb2501.SF), everyone else in upper case (IF2412.IF, AAPL.US).
+_NUMERIC_WIDTH = {"SZ": 6, "SH": 6, "BJ": 6, "HK": 5}
+_LOWER_CASE = frozenset({"SF", "DF", "INE", "GF"})
+
+
+def canonical_symbol(symbol: str) -> str:
+    """The one spelling of a valid symbol's instrument (`700.HK` -> `00700.HK`, `aapl.US` -> `AAPL.US`), so
+    two clients can never name one instrument two ways; raises InvalidSymbol for an invalid one."""
+    code, market = parse_symbol(symbol)
+    width = _NUMERIC_WIDTH.get(market)
+    if width is not None and code.isdigit():
+        code = code.lstrip("0").rjust(width, "0")
+    elif market in _LOWER_CASE:
+        code = code.lower()
+    else:
+        code = code.upper()
+    return f"{code}.{market}"
+
+
 def is_valid_symbol(symbol: object) -> bool:
     try:
         parse_symbol(symbol)

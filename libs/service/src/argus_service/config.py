@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +42,14 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
     permessage_deflate: bool = False
     gateway_id: str = ""  # empty: host-pid-random
     max_history: int = 2000  # most entries a SUBSCRIBE's `history` may ask per stream
+    # Hostile input (README "Security"): what one request, one client, one address may cost.
+    max_items_per_request: int = 1000  # streams one SUBSCRIBE/UNSUBSCRIBE names (and entries of any list)
+    rate_limit_items_per_token: int = 50  # a request costs one more rate-limit token per this many streams
+    max_rejections_listed: int = 20  # SUBSCRIBED lists this many rejected items, then only counts
+    max_gateway_streams: int = 100000  # distinct streams one gateway holds (and announces as demand)
+    handshake_timeout: float = 10.0  # seconds to send the request headers; also idle HTTP keep-alive
+    max_connections_per_ip: int = 0  # open connections per client address; 0: no limit
+    trusted_proxies: list[str] = []  # addresses/networks whose X-Forwarded-For names the client
 
 
 class DatasourceConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,6 +66,16 @@ class SecurityConfig(msgspec.Struct, forbid_unknown_fields=True):
     api_keys: list[str] = []
     jwt_secret: str = ""
     auth_timeout: float = 10.0
+    max_unauthenticated: int = 1000  # sessions waiting for their AUTH message; beyond: close 1013
+    jwt_algorithms: list[str] = msgspec.field(default_factory=lambda: ["HS256", "RS256", "ES256"])
+    jwt_public_key: str = ""  # PEM (or a path to one) for RS256/ES256
+    jwt_jwks_url: str = ""  # JWKS for RS256/ES256, fetched and cached
+    jwt_jwks_cache: float = 300.0  # seconds a fetched JWKS is trusted before it is fetched again
+    jwt_jwks_timeout: float = 3.0  # seconds a JWKS fetch may take
+    jwt_jwks_refetch_interval: float = 10.0  # an unknown `kid` refetches at most this often
+    jwt_audience: str = ""  # required `aud` when set
+    jwt_issuer: str = ""  # required `iss` when set
+    jwt_leeway: float = 10.0  # seconds of clock skew allowed on `exp` and `nbf`
     tls_cert: str = ""
     tls_key: str = ""
 
@@ -396,6 +415,16 @@ def _check_values(cfg: Any) -> None:
         "datasource.update_interval": cfg.datasource.update_interval,
         "nats.demand_refresh": cfg.nats.demand_refresh,
         "server.max_history": cfg.server.max_history,
+        "server.max_items_per_request": cfg.server.max_items_per_request,
+        "server.rate_limit_items_per_token": cfg.server.rate_limit_items_per_token,
+        "server.max_rejections_listed": cfg.server.max_rejections_listed,
+        "server.max_gateway_streams": cfg.server.max_gateway_streams,
+        "server.handshake_timeout": cfg.server.handshake_timeout,
+        "server.rate_limit_burst": cfg.server.rate_limit_burst,
+        "security.auth_timeout": cfg.security.auth_timeout,
+        "security.max_unauthenticated": cfg.security.max_unauthenticated,
+        "security.jwt_jwks_cache": cfg.security.jwt_jwks_cache,
+        "security.jwt_jwks_timeout": cfg.security.jwt_jwks_timeout,
         "retention.replicas": cfg.retention.replicas,
         "retention.fetch_timeout": cfg.retention.fetch_timeout,
     }
@@ -422,6 +451,7 @@ def _check_values(cfg: Any) -> None:
         raise ConfigError("config error: nats.demand_ttl: must be longer than nats.demand_refresh")
     if not 0.0 <= cfg.tracing.sample_ratio <= 1.0:
         raise ConfigError(f"config error: tracing.sample_ratio: must be within 0..1, got {cfg.tracing.sample_ratio}")
+    _check_security(cfg)
     if not cfg.nats.url.startswith(("nats://", "tls://", "ws://", "wss://")):
         raise ConfigError(f"config error: nats.url: {cfg.nats.url!r} is not a nats:// or tls:// URL")
     _check_lease(cfg.lease)
@@ -442,6 +472,43 @@ def package_version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+
+
+def _check_security(cfg: Config) -> None:
+    """The limits and JWT settings of the README's Security section."""
+    srv, sec = cfg.server, cfg.security
+    if srv.max_connections_per_ip < 0:
+        raise ConfigError(
+            f"config error: server.max_connections_per_ip: must be >= 0, got {srv.max_connections_per_ip}"
+        )
+    for item in srv.trusted_proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"config error: server.trusted_proxies: {item!r} is not an IP address or network"
+            ) from None
+    for key, value in (
+        ("security.jwt_leeway", sec.jwt_leeway),
+        ("security.jwt_jwks_refetch_interval", sec.jwt_jwks_refetch_interval),
+    ):
+        if value < 0:
+            raise ConfigError(f"config error: {key}: must be >= 0, got {value}")
+    for alg in sec.jwt_algorithms:
+        if alg not in JWT_ALGORITHMS:
+            raise ConfigError(
+                f"config error: security.jwt_algorithms: {alg!r} is not one of {', '.join(JWT_ALGORITHMS)}"
+            )
+    key = sec.jwt_public_key
+    if key and not key.lstrip().startswith("-----BEGIN") and not Path(key).is_file():
+        raise ConfigError(f"config error: security.jwt_public_key: neither a PEM key nor a readable file: {key[:80]!r}")
+    if sec.jwt_public_key and sec.jwt_jwks_url:
+        raise ConfigError("config error: security.jwt_jwks_url: set either it or security.jwt_public_key, not both")
+    if sec.jwt_jwks_url and not sec.jwt_jwks_url.startswith(("http://", "https://")):
+        raise ConfigError(f"config error: security.jwt_jwks_url: {sec.jwt_jwks_url[:80]!r} is not an http(s) URL")
 
 
 def common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,14 +7,17 @@ import asyncio
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
+import jwt
 from argus_service.config import ConfigError, common_arguments, load_config
 from argus_service.health import OpsServer
 from argus_service.logs import setup_logging
 from argus_service.process import install_stop_signals, run, until_stopped
 from prometheus_client import CollectorRegistry
 
+from .auth import load_public_key
 from .server import Gateway
 
 log = logging.getLogger("argus.gateway")
@@ -26,6 +29,16 @@ FLAG_KEYS = {
     "outbox_bytes": "server.outbox_bytes",
     "enable_auth": "security.enable_auth",
     "heartbeat_interval": "server.heartbeat_interval",
+}
+
+
+# The gateway's own variables (the shared ones are argus_service.config.ENV_KEYS).
+ENV_KEYS = {
+    "ARGUS_JWT_PUBLIC_KEY": "security.jwt_public_key",
+    "ARGUS_JWT_JWKS_URL": "security.jwt_jwks_url",
+    "ARGUS_JWT_AUDIENCE": "security.jwt_audience",
+    "ARGUS_JWT_ISSUER": "security.jwt_issuer",
+    "MAX_CONNECTIONS_PER_IP": "server.max_connections_per_ip",
 }
 
 
@@ -44,10 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = load_config(args, os.environ, FLAG_KEYS)
-    except ConfigError as e:
+        cfg = load_config(args, os.environ, FLAG_KEYS, ENV_KEYS)
+        if cfg.security.jwt_public_key:
+            load_public_key(cfg.security.jwt_public_key)
+    except (ConfigError, ValueError, OSError) as e:
         print(f"argus-gateway: {e}", file=sys.stderr)
         return 2
+    # The short-secret warning is logged once at start-up, not by PyJWT on every token.
+    warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
     lc = cfg.logging
     setup_logging("gateway", lc.level, lc.file, lc.max_bytes, lc.backup_count, lc.format)
     if cfg.security.enable_auth and not cfg.security.api_keys and not cfg.security.jwt_secret:

@@ -31,6 +31,7 @@ from argus_protocol.messages import (
 )
 
 from .auth import OPEN, AuthError, Grant
+from .commands import request_items
 from .options import delivery_options
 from .ratelimit import TokenBucket
 from .session import Session
@@ -43,9 +44,18 @@ log = logging.getLogger("argus.gateway")
 MSGPACK_SUBPROTOCOL = "argus.v1.msgpack"
 JSON_SUBPROTOCOL = "argus.v1.json"
 
+# What a client can send that is not a valid message: each is INVALID_MESSAGE, never a crash.
+DECODE_ERRORS = (msgspec.MsgspecError, RecursionError, ValueError, TypeError, OverflowError)
+
+
+def _decode_problem(e: BaseException) -> str:
+    if isinstance(e, RecursionError):
+        return "not a valid envelope: nested too deeply"
+    return f"not a valid envelope: {e}"[:300]
+
 
 class Connection:
-    __slots__ = ("close_reason", "expiry", "gw", "request", "session", "ws")
+    __slots__ = ("bucket", "close_reason", "expiry", "gw", "request", "session", "ws")
 
     def __init__(self, gw: Gateway, request: web.Request, ws: web.WebSocketResponse, session: Session) -> None:
         self.gw = gw
@@ -54,6 +64,8 @@ class Connection:
         self.session = session
         self.expiry: asyncio.TimerHandle | None = None
         self.close_reason = ""  # why the gateway closed it, when it did (e.g. "slow consumer")
+        srv = gw.cfg.server
+        self.bucket = TokenBucket(srv.max_messages_per_second, srv.rate_limit_burst)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -69,6 +81,7 @@ class Connection:
             return web.Response(status=403, text="origin not allowed\n")
         if gw.draining:
             return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
+        address = gw.peers.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
         encoding = MSGPACK if request.query.get("encoding") == MSGPACK else "json"
         ws = web.WebSocketResponse(
             protocols=(MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL),
@@ -93,7 +106,7 @@ class Connection:
             on_dirty=hub.mark_dirty,
             on_slow=gw.on_slow,
             gap_frame=hub.gap_frame,
-            remote=request.remote or "",
+            remote=address,
             batch=options.batch,
             conflate_ms=options.conflate_ms,
             deflate_bits=int(ws.compress),  # window bits the client allows us, 0 when not negotiated
@@ -105,7 +118,17 @@ class Connection:
             gw.metrics.disconnects.labels("connection_limit").inc()
             await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit")
             return ws
-        await conn.run(option_errors)
+        if not gw.peers.admit(address):
+            limit = srv.max_connections_per_ip
+            conn.error(ErrorCode.UNAVAILABLE, f"limit of {limit} connections per address reached; try again later")
+            session.write_now()
+            gw.metrics.disconnects.labels("address_limit").inc()
+            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit per address")
+            return ws
+        try:
+            await conn.run(option_errors)
+        finally:
+            gw.peers.release(address)
         return ws
 
     async def run(self, option_errors: list[str]) -> None:
@@ -193,6 +216,7 @@ class Connection:
                         max_message_bytes=srv.max_message_bytes,
                         max_messages_per_second=srv.max_messages_per_second,
                         outbox_bytes=srv.outbox_bytes,
+                        max_items_per_request=srv.max_items_per_request,
                     ),
                     auth_required=auth_required,
                     options={
@@ -209,7 +233,8 @@ class Connection:
 
     # ------------------------------------------------------------------ authentication
     async def _authenticate(self) -> Grant | None:
-        sec = self.gw.cfg.security
+        gw = self.gw
+        sec = gw.cfg.security
         if not sec.enable_auth:
             self._welcome(False)
             return OPEN
@@ -218,30 +243,44 @@ class Connection:
         token = header[7:].strip() if header[:7].lower() == "bearer " else self.request.query.get("token", "")
         if token:
             try:
-                grant = self.gw.auth.check(token)
+                grant = await gw.auth.check(token)
             except AuthError as e:
                 await self._refuse(str(e))
                 return None
             self._welcome(True)
             self._arm_expiry(grant)
             return grant
+        if gw.awaiting_auth >= sec.max_unauthenticated:
+            gw.metrics.refused.labels("unauthenticated").inc()
+            self.error(ErrorCode.UNAVAILABLE, "too many connections are waiting to authenticate; try again later")
+            await self.close(CloseCode.TRY_AGAIN_LATER, "too many unauthenticated")
+            return None
         self._welcome(True)
         # No token on the handshake: the first message must be AUTH, within auth_timeout.
+        gw.awaiting_auth += 1
         try:
             msg = await self.ws.receive(timeout=sec.auth_timeout)
         except TimeoutError:
             await self._refuse(f"no AUTH within {sec.auth_timeout:g}s")
             return None
+        finally:
+            gw.awaiting_auth -= 1
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return None
+        if len(msg.data) > gw.cfg.server.max_message_bytes:
+            await self._refuse("first message must be AUTH with a token")
             return None
         try:
             env = decode_client(msg.data, MSGPACK if msg.type == WSMsgType.BINARY else "json")
             if env.type != "AUTH":
                 raise AuthError("first message must be AUTH")
             req = msgspec.convert(env.data, Auth)
-            grant = self.gw.auth.check(req.token)
-        except (msgspec.MsgspecError, AuthError) as e:
-            await self._refuse(str(e) if isinstance(e, AuthError) else "first message must be AUTH with a token")
+            grant = await gw.auth.check(req.token)
+        except AuthError as e:
+            await self._refuse(str(e))
+            return None
+        except DECODE_ERRORS:
+            await self._refuse("first message must be AUTH with a token")
             return None
         self._arm_expiry(grant)
         self.session.send(
@@ -256,12 +295,13 @@ class Connection:
         await self.close(CloseCode.POLICY, "unauthorized")
 
     def _arm_expiry(self, grant: Grant) -> None:
+        """The session ends when its newest token does (`exp` plus the configured leeway)."""
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
         if grant.expires_at is None:
             return
-        delay = max(0.0, grant.expires_at - time.time())
+        delay = max(0.0, grant.expires_at + self.gw.auth.leeway - time.time())
         self.expiry = asyncio.get_running_loop().call_later(delay, self._expire, grant)
 
     def _expire(self, grant: Grant) -> None:
@@ -274,8 +314,10 @@ class Connection:
     async def _read_loop(self) -> str:
         gw, ws = self.gw, self.ws
         srv = gw.cfg.server
-        bucket = TokenBucket(srv.max_messages_per_second, srv.rate_limit_burst)
         received = gw.metrics.messages_received
+        # An oversized message costs as much as the largest request (it is refused unread, but its
+        # bytes were read); every other message one token, a request more per stream it names.
+        oversize_cost = 1 + srv.max_items_per_request // srv.rate_limit_items_per_token
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 text: str = msg.data
@@ -292,46 +334,72 @@ class Connection:
                 break
             received.inc()
             if size > srv.max_message_bytes:
+                if not self.bucket.take(oversize_cost):
+                    if await self._rate_limited():
+                        return "rate limited"
+                    continue
                 self.error(ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds {srv.max_message_bytes}")
                 continue
-            if not bucket.take():
-                strikes = bucket.strike()
-                if strikes >= srv.rate_limit_strikes:
-                    self.error(ErrorCode.RATE_LIMITED, "message rate limit repeatedly exceeded; closing")
-                    await self.close(CloseCode.POLICY, "rate limit")
+            if not self.bucket.take():
+                if await self._rate_limited():
                     return "rate limited"
-                if strikes == 1 or strikes % 10 == 0:
-                    self.error(
-                        ErrorCode.RATE_LIMITED, f"more than {srv.max_messages_per_second:g} messages/s; message dropped"
-                    )
                 continue
-            await self._dispatch(data, encoding)
+            if await self._dispatch(data, encoding):
+                return "rate limited"
         return (
             "client closed"
             if ws.close_code in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY)
             else f"closed {ws.close_code}"
         )
 
-    async def _dispatch(self, data: str | bytes, encoding: str) -> None:
+    async def _rate_limited(self) -> bool:
+        """A message refused for its cost: RATE_LIMITED now and then; True when this closed the connection."""
+        srv = self.gw.cfg.server
+        strikes = self.bucket.strike()
+        if strikes >= srv.rate_limit_strikes:
+            self.error(ErrorCode.RATE_LIMITED, "message rate limit repeatedly exceeded; closing")
+            await self.close(CloseCode.POLICY, "rate limit")
+            return True
+        if strikes == 1 or strikes % 10 == 0:
+            self.error(ErrorCode.RATE_LIMITED, f"more than {srv.max_messages_per_second:g} messages/s; message dropped")
+        return False
+
+    async def _dispatch(self, data: str | bytes, encoding: str) -> bool:
+        """Decode and run one message; True when it closed the connection (rate limit)."""
         try:
             env = decode_client(data, encoding)
-        except msgspec.MsgspecError as e:
-            self.error(ErrorCode.INVALID_MESSAGE, f"not a valid envelope: {e}"[:300])
-            return
+        except DECODE_ERRORS as e:
+            self.error(ErrorCode.INVALID_MESSAGE, _decode_problem(e))
+            return False
         kind = env.type
         if kind not in KNOWN_CLIENT_TYPES:
             self.error(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", env.id)
-            return
+            return False
         req: Any = None
         if kind in CLIENT_TYPES:
             try:
                 req = msgspec.convert({} if env.data is None else env.data, CLIENT_TYPES[kind])
-            except msgspec.ValidationError as e:
-                self.error(ErrorCode.INVALID_MESSAGE, f"bad {kind}: {e}"[:300], env.id)
-                return
+            except DECODE_ERRORS as e:
+                problem = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+                self.error(ErrorCode.INVALID_MESSAGE, f"bad {kind}: {problem}"[:300], env.id)
+                return False
         commands = self.gw.commands
         assert commands is not None
         session = self.session
+        if kind in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            srv = self.gw.cfg.server
+            items = request_items(req)
+            limit = srv.max_items_per_request
+            extra = min(items, limit) // srv.rate_limit_items_per_token
+            if extra and not self.bucket.take(extra):
+                return await self._rate_limited()
+            if items > limit:
+                self.error(
+                    ErrorCode.INVALID_MESSAGE,
+                    f"{kind} names {items} streams or entries; at most {limit} per request",
+                    env.id,
+                )
+                return False
         if kind == "SUBSCRIBE":
             commands.subscribe(session, req, env)
         elif kind == "UNSUBSCRIBE":
@@ -344,18 +412,24 @@ class Connection:
             )
         elif kind == "AUTH":
             await self._reauth(req, env)
+        return False
 
     async def _reauth(self, req: Auth, env: ClientEnvelope) -> None:
+        """A new token mid-session: its grant replaces the old one for every held stream, and its
+        expiry is the session's."""
         gw = self.gw
         try:
-            grant = gw.auth.check(req.token) if gw.cfg.security.enable_auth else OPEN
+            grant = await gw.auth.check(req.token) if gw.cfg.security.enable_auth else OPEN
         except AuthError as e:
             await self._refuse(str(e))
             return
-        self.session.grant = grant
+        if self.session.closed:
+            return
         self._arm_expiry(grant)
         self.session.send(
             Envelope(
                 "AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id
             )
         )
+        assert gw.commands is not None
+        gw.commands.regrant(self.session, grant, env.id)

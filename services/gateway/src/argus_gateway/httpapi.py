@@ -227,7 +227,7 @@ class HttpApi:
             _refuse(ErrorCode.UNAVAILABLE, "gateway draining; try another")
         if not self._take(request.remote or ""):
             _refuse(ErrorCode.RATE_LIMITED, f"more than {self.cfg.requests_per_second:g} requests/s from this client")
-        grant = self._grant(request) if auth else OPEN
+        grant = await self._grant(request) if auth else OPEN
         result = await fn(request, grant)
         return result if isinstance(result, web.StreamResponse) else body.reply(request, result)
 
@@ -241,13 +241,13 @@ class HttpApi:
             self._buckets.move_to_end(ip)
         return bucket.take()
 
-    def _grant(self, request: web.Request) -> Grant:
+    async def _grant(self, request: web.Request) -> Grant:
         if not self.gw.cfg.security.enable_auth:
             return OPEN
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else request.query.get("token", "")
         try:
-            return self.gw.auth.check(token)
+            return await self.gw.auth.check(token)
         except AuthError as e:
             _refuse(ErrorCode.UNAUTHORIZED, str(e))
 

@@ -57,6 +57,19 @@ class GatewayMetrics:
         self.store_errors = Counter(
             "gateway_store_errors_total", "Retention look-ups that failed or timed out", registry=r
         )
+        self.demand_errors = Counter(
+            "gateway_demand_announce_errors_total", "Demand announcements (or parts) that failed to publish", registry=r
+        )
+        self.demand_streams = Gauge("gateway_demand_streams", "Streams in the last demand announcement", registry=r)
+        self.demand_parts = Gauge(
+            "gateway_demand_announce_parts", "NATS messages the last demand announcement took", registry=r
+        )
+        self.refused = Counter(
+            "gateway_refused_connections_total",
+            "Connections refused before a session began, by why (per_ip, unauthenticated)",
+            ["why"],
+            registry=r,
+        )
         self.replayed = Counter(
             "gateway_replayed_events_total", "Events sent from retention (snapshots, history, resume)", registry=r
         )

@@ -1,4 +1,8 @@
-"""Inbound message rate limiting: a token bucket per connection, plus strike counting."""
+"""Inbound rate limiting: a token bucket per connection, plus strike counting.
+
+A message costs one token; a request more, by the streams it names, and an oversized message as
+much as the largest request, so the bucket meters work done rather than frames received.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,14 @@ class TokenBucket:
         self._strike_times: list[float] = []
         self.strike_window = strike_window
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1.0) -> bool:
+        """Spend `cost` tokens (at most a full burst: a cost above it could never pass)."""
         now = self._clock()
         self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
         self._last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        cost = min(cost, self.burst)
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         return False
 

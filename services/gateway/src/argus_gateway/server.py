@@ -34,6 +34,7 @@ from .fanout import Hub
 from .frames import ws_frame
 from .httpapi import HttpApi
 from .metrics import GatewayMetrics
+from .peers import PeerLimits
 from .recall import Recall
 from .replay import Replayer
 from .session import Session
@@ -54,7 +55,9 @@ class Gateway:
         self.metrics = GatewayMetrics(registry)
         self.subjects = Subjects(cfg.nats.subject_prefix)
         self.gateway_id = cfg.server.gateway_id or default_gateway_id()
-        self.auth = Authenticator(cfg.security.api_keys, cfg.security.jwt_secret)
+        self.auth = Authenticator(cfg.security)
+        self.peers = PeerLimits(cfg.server.max_connections_per_ip, cfg.server.trusted_proxies, self.metrics)
+        self.awaiting_auth = 0  # sessions waiting for their AUTH message
         self.sources = SourceTracker(quiet=3 * cfg.datasource.status_interval)
         self.sessions: dict[Session, Connection] = {}
         self.draining = False
@@ -115,10 +118,19 @@ class Gateway:
             max_subscriptions=cfg.server.max_subscriptions_per_client,
             max_history=cfg.server.max_history,
             error=lambda s, code, message, req_id: self.sessions[s].error(code, message, req_id),
+            max_rejections_listed=cfg.server.max_rejections_listed,
+            max_gateway_streams=cfg.server.max_gateway_streams,
         )
         self.announcer = DemandAnnouncer(
-            self.nc, self.subjects, self.gateway_id, cfg.nats.demand_refresh, cfg.nats.demand_ttl, hub.streams
+            self.nc,
+            self.subjects,
+            self.gateway_id,
+            cfg.nats.demand_refresh,
+            cfg.nats.demand_ttl,
+            hub.streams,
+            self.metrics,
         )
+        self.spawn(self.auth.start())  # JWKS fetched ahead of the first token
         await self.announcer.start()
         await self.nc.subscribe(self.subjects.status_all(), cb=self._on_status)
         self._tasks = [
@@ -143,8 +155,20 @@ class Gateway:
         await self.http.start(self.nc, self._store)
         self.http.register(app.router)
         # --- end HTTP API
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # -- listener limits (README "Security"): aiohttp's keep-alive timer also runs from accept
+        # until the first request's headers are complete, so it is the header deadline too; every
+        # accepted connection is counted per peer address before a byte is read.
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            keepalive_timeout=cfg.server.handshake_timeout,
+        )
         await self._runner.setup()
+        assert self._runner.server is not None
+        self.peers.attach(self._runner.server)
+        # -- end of listener limits
         ssl_ctx = None
         if cfg.security.tls_cert:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -215,6 +239,7 @@ class Gateway:
             await self.hub.close()
         if self._store is not None:
             await self._store.close()
+        await self.auth.close()
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

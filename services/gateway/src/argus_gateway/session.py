@@ -54,6 +54,7 @@ class Session:
         "binary",
         "closed",
         "conflate_ms",
+        "control",
         "deflate_bits",
         "dirty",
         "encoding",
@@ -127,6 +128,7 @@ class Session:
         self.held: dict[str, tuple[bytes, Topic]] = {}  # conflate_ms: newest quote per stream
         self.timer: asyncio.TimerHandle | None = None
         self.size = 0
+        self.control = 0  # bytes of control frames among them (queued since the last write)
         self.dirty = False
         self.behind = False
         self.closed = False
@@ -224,6 +226,12 @@ class Session:
             self._seal()  # DATA collected so far goes first: order on the wire is order of events
         self.pending.append(frame)
         self.size += len(frame)
+        self.control += len(frame)
+        if self.behind and self.control > self.outbox_bytes:
+            # Control frames (replies, ERROR, STATUS, GAP) cannot be dropped like data: once they
+            # alone fill the bound, a client that is not reading is closed (4008).
+            self.on_slow(self)
+            return
         if not self.dirty:
             self.dirty = True
             self.on_dirty(self)
@@ -371,6 +379,7 @@ class Session:
         held = self._written_size() if self.holds else self.size
         self.pending = []
         self.size -= held
+        self.control = 0
         self.merged = 0
         if self.quotes:
             self.quotes = {}
@@ -400,6 +409,7 @@ class Session:
     def _clear(self) -> None:
         self.pending = []
         self.size = 0
+        self.control = 0
         self.merged = 0
         if self.batched:
             self.batched = []

@@ -27,6 +27,7 @@ class SourceTracker:
         self._quiet = quiet  # seconds with no source heard at all before that is reported
         self.overall: dict[str, SourceStatus] = {}
         self.symbols: dict[tuple[str, str], SourceStatus] = {}
+        self._by_symbol: dict[str, dict[str, SourceStatus]] = {}  # symbol -> source -> status (a SUBSCRIBE looks up)
         self._heard: dict[str, tuple[float, float]] = {}  # source -> (last heard, interval)
         self._silent: set[str] = set()
 
@@ -45,8 +46,14 @@ class SourceTracker:
             prev = self.symbols.get(key)
             if st.state == "live":
                 self.symbols.pop(key, None)
+                per = self._by_symbol.get(st.symbol)
+                if per is not None:
+                    per.pop(st.source, None)
+                    if not per:
+                        del self._by_symbol[st.symbol]
                 return st if prev is not None else None
             self.symbols[key] = st
+            self._by_symbol.setdefault(st.symbol, {})[st.source] = st
             return st if prev is None or prev.state != st.state or prev.reason != st.reason else None
         prev = self.overall.get(st.source)
         self.overall[st.source] = st
@@ -127,7 +134,8 @@ class SourceTracker:
         return list(out.values())
 
     def for_symbol(self, symbol: str) -> list[SourceStatus]:
-        return [s for (_, sym), s in self.symbols.items() if sym == symbol]
+        per = self._by_symbol.get(symbol)
+        return list(per.values()) if per else []
 
 
 def status_envelope(st: SourceStatus) -> Envelope:

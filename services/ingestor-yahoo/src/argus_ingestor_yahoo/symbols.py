@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from argus_protocol import parse_symbol
+from argus_protocol import canonical_symbol, parse_symbol
 
 
 class NotOnYahoo(ValueError):
-    """A canonical symbol of a market Yahoo does not stream (futures exchanges)."""
+    """A symbol Yahoo does not stream (futures exchanges), or another spelling of one it does."""
 
 
 # canonical market -> Yahoo suffix; US has none, IDX is a "^" prefix instead
@@ -15,6 +15,11 @@ _MARKET_OF_SUFFIX = {"SS": "SH", "SZ": "SZ", "BJ": "BJ", "HK": "HK"}
 
 
 def to_yahoo(symbol: str) -> str:
+    """The Yahoo ticker of a canonical symbol. Only the canonical spelling maps (`700.HK` and `aapl.US`
+    do not): one ticker feeds one symbol, so an alias can never take another client's feed."""
+    canonical = canonical_symbol(symbol)
+    if canonical != symbol:
+        raise NotOnYahoo(f"{symbol}: not the canonical spelling; Argus names it {canonical}")
     code, market = parse_symbol(symbol)
     if market == "IDX":
         return f"^{code.upper()}"

@@ -173,10 +173,10 @@ async def test_a_gateway_restarted_under_the_same_id_is_heard_at_once(running, n
         await nc.flush()
 
     await announce(41, ["quote:000651.SZ"])
-    await wait_for(lambda: bool(src.wants) and Stream("quote", "000651.SZ") in src.wants[-1].streams, 1.0)
+    await wait_for(lambda: bool(src.wants) and Stream("quote", "000651.SZ") in src.wants[-1].streams, 3.0)
     # killed without withdrawing, back with a fresh counter and different clients
     await announce(1, ["quote:601318.SH"])
-    await wait_for(lambda: src.wants[-1].streams == {Stream("quote", "601318.SH")}, 1.0)
+    await wait_for(lambda: src.wants[-1].streams == {Stream("quote", "601318.SH")}, 3.0)
     await nc.close()
 
 

@@ -176,15 +176,31 @@ async def test_slow_charts_use_bounded_threads_and_never_block_the_stream(
     chart_server.charts = all_charts()
     for ticker in ("MSFT", "GOOG", "NVDA"):
         chart_server.charts[ticker] = dataclasses.replace(aapl(), ticker=ticker)
-    chart_server.delay = 0.5
+    chart_server.delay = 1.0
     symbols = ["AAPL.US", "MSFT.US", "GOOG.US", "NVDA.US", PUFA]
     async with Harness(streamer.url, chart_server.url, str(tmp_path), poll_workers=2, poll_interval=5) as h:
         h.want(*[("kline", s, "1m") for s in symbols], ("quote", TENCENT))
         await streamer.wait(lambda: streamer.conns and streamer.current.subscribed() == {"0700.HK"})
         await h.until(lambda: chart_server.inflight == 2)
         # history() is blocking: were it on the event loop, neither this quote nor the fake's answers would move
-        await streamer.push(id="0700.HK", price=501.0, time=ms("2026-11-24T09:31:00+08:00"))
-        await h.until(lambda: h.of("quote"))
-        assert chart_server.inflight > 0
+        # with its day fields, so the quote needs nothing from the (busy) chart API
+        await streamer.push(
+            id="0700.HK",
+            price=501.0,
+            time=ms("2026-11-24T09:31:00+08:00"),
+            open_price=500.0,
+            day_high=502.0,
+            day_low=499.0,
+            previous_close=498.0,
+        )
+        inflight_at_quote: list[int] = []  # read when the quote is first seen, not after the fact
+
+        def quoted() -> bool:
+            if h.of("quote") and not inflight_at_quote:
+                inflight_at_quote.append(chart_server.inflight)
+            return bool(inflight_at_quote)
+
+        await h.until(quoted)
+        assert inflight_at_quote[0] > 0, "the quote came while chart requests were still being answered"
         await h.until(lambda: {e.symbol for e in h.events_of("kline")} == set(symbols), timeout=10)
     assert chart_server.max_inflight == 2

@@ -85,7 +85,8 @@ class DirectGet:
             await self.nc.publish(
                 f"{self.api}.DIRECT.GET.{stream}", json.dumps(body).encode(), reply=f"{self.inbox}.{rid}"
             )
-            await asyncio.wait_for(pending.done, self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: in 3.11 it can swallow a cancel
+                await pending.done
         except TimeoutError:
             raise StoreError(f"no answer from {stream} within {self.timeout:g}s") from None
         except StoreError:
@@ -145,7 +146,8 @@ async def newest_per_subject(nc: Client, stream: str, subject: str, timeout: flo
     try:
         if (await sub.consumer_info()).num_pending == 0 and not out:
             return out  # nothing under this filter: no message would ever say so
-        await asyncio.wait_for(done, timeout)
+        async with asyncio.timeout(timeout):
+            await done
     except TimeoutError:
         raise StoreError(f"{stream}: newest per subject not read within {timeout:g}s") from None
     finally:

@@ -115,7 +115,8 @@ class DeepHistory:
         g = self._pending[rid] = _Gather(asyncio.get_running_loop())
         try:
             await self.nc.publish(self.subjects.history(source), payload, reply=f"{self.inbox}.{rid}")
-            await asyncio.wait_for(g.done, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: in 3.11 it can swallow a cancel
+                await g.done
         except TimeoutError:
             got = f" ({len(g.chunks)} chunks came)" if g.chunks else ""
             raise NoAnswer(f"no answer within {timeout:.1f}s{got}") from None

@@ -58,6 +58,10 @@ SCENARIOS = {
         Scenario("heavy", *_HEAVY),
         Scenario("wide", 10000, 10, 5000, 1.0),
         Scenario("hot", 1000, 50, 50, 20.0, hot=True),
+        # the same loads without snapshots: what the snapshots cost (nothing, they should)
+        Scenario("seed-nosnap", 1000, 20, 1000, 1.0, snapshot=False),
+        Scenario("heavy-nosnap", *_HEAVY, snapshot=False),
+        Scenario("hot-nosnap", 1000, 50, 50, 20.0, hot=True, snapshot=False),
         # every client subscribing in the same second, snapshots on; and the same without, for RSS
         Scenario("stampede", 10000, 10, 5000, 1.0, burst=True),
         Scenario("stampede-nosnap", 10000, 10, 5000, 1.0, burst=True, snapshot=False),

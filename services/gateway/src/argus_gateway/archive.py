@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
 from argus_protocol import Event, Stream, Subjects, decode_event, place, stores
 from argus_service.config import RetentionConfig
 from argus_service.retained import DirectGet
 
-from .recall import compact, entry_of
+from .recall import compact, newest_of, newest_spots
 
 
 class Archive:
@@ -42,8 +41,7 @@ class Archive:
         by_store: dict[str, list[str]] = {}
         spots: dict[Stream, list[str]] = {}
         for s in streams:
-            where = place(self.subjects, s)
-            found = [p for p in (where.newest, where.history) if p is not None]
+            found = newest_spots(self.subjects, s)
             spots[s] = [subject for _, subject in found]
             for kind, subject in found:
                 by_store.setdefault(self.names[kind], []).append(subject)
@@ -52,17 +50,7 @@ class Archive:
             raw.update(await self.get.last(name, subjects))
         out: dict[Stream, Event] = {}
         for s, subjects in spots.items():
-            best = None
-            for subject in subjects:
-                data = raw.get(subject)
-                if data is None:
-                    continue
-                try:
-                    entry = entry_of(decode_event(data), data)
-                except msgspec.MsgspecError:
-                    continue
-                if best is None or entry.seq > best.seq:
-                    best = entry
+            best = newest_of(raw, subjects)
             if best is not None:
                 out[s] = decode_event(best.raw)
         return out

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 import msgspec
-from argus_protocol import Subjects, bar_mark, decode_event, place, stores
+from argus_protocol import Stream, Subjects, bar_mark, decode_event, place, stores
 from argus_protocol.events import Event
 from argus_service.config import RetentionConfig
 from argus_service.retained import DirectGet, StoreError
@@ -60,6 +60,28 @@ def compact(raws: list[bytes]) -> list[Entry]:
         else:
             view.append(entry)
     return view
+
+
+def newest_of(found: dict[str, bytes], subjects: list[str]) -> Entry | None:
+    """The newest event (by seq) among what the store answered for a stream's subjects."""
+    best: Entry | None = None
+    for subject in subjects:
+        raw = found.get(subject)
+        if raw is None:
+            continue
+        try:
+            entry = entry_of(decode_event(raw), raw)
+        except msgspec.MsgspecError:
+            continue
+        if best is None or entry.seq > best.seq:
+            best = entry
+    return best
+
+
+def newest_spots(subjects: Subjects, stream: Stream) -> list[tuple[str, str]]:
+    """(store kind, subject) pairs that may hold a stream's newest event."""
+    where = place(subjects, stream)
+    return [spot for spot in (where.newest, where.history) if spot is not None]
 
 
 class Recall:
@@ -114,8 +136,7 @@ class Recall:
         by_store: dict[str, list[str]] = {}
         wanted: dict[Topic, list[str]] = {}
         for t in topics:
-            where = place(self.subjects, t.stream)
-            spots = [s for s in (where.newest, where.history) if s is not None]
+            spots = newest_spots(self.subjects, t.stream)
             wanted[t] = [subject for _, subject in spots]
             for kind, subject in spots:
                 by_store.setdefault(self.names[kind], []).append(subject)
@@ -137,17 +158,7 @@ class Recall:
             self.metrics.store_errors.inc()
         for t, subjects in wanted.items():
             t.newest_loading = False
-            best: Entry | None = None
-            for subject in subjects:
-                raw = found.get(subject)
-                if raw is None:
-                    continue
-                try:
-                    entry = entry_of(decode_event(raw), raw)
-                except msgspec.MsgspecError:
-                    continue
-                if best is None or entry.seq > best.seq:
-                    best = entry
+            best = newest_of(found, subjects)
             if best is not None and (t.newest is None or best.seq > t.newest.seq) and best.seq >= t.last_seq:
                 t.newest = best
                 t.last_seq = best.seq  # a hole up to the first live event becomes a GAP

@@ -164,6 +164,11 @@ class Instrument:
             last = price
             volume += vol
             amount_t += price * vol
+        self._book_print(out, first, high, low, last, volume, amount_t)
+        return out
+
+    def _book_print(self, out: Print, first: int, high: int, low: int, last: int, volume: int, amount_t: int) -> None:
+        """One update's trading into the day (open, extremes, last, totals) and into `out`, in prices."""
         if self.volume == 0:
             self.open_t = self.high_t = self.low_t = first
         if high > self.high_t:
@@ -176,7 +181,6 @@ class Instrument:
         out.open, out.high, out.low, out.close = first / 100, high / 100, low / 100, last / 100
         out.volume = volume
         out.amount = amount_t / 100
-        return out
 
     def step_span(self, now_ms: int, updates: float) -> Print:
         """What `updates` consecutive `step()`s would trade, drawn at once (the past walk's step).
@@ -208,19 +212,8 @@ class Instrument:
         volume = lots * LOT
         amount_t = (first + high + low + close) // 4 * volume  # a VWAP on the tick, within the range
         self.trade_no += trades
-        if self.volume == 0:
-            self.open_t = self.high_t = self.low_t = first
-        if high > self.high_t:
-            self.high_t = high
-        if low < self.low_t:
-            self.low_t = low
-        self.last_t = close
-        self.volume += volume
-        self.amount_t += amount_t
         out = Print()
-        out.open, out.high, out.low, out.close = first / 100, high / 100, low / 100, close / 100
-        out.volume = volume
-        out.amount = amount_t / 100
+        self._book_print(out, first, high, low, close, volume, amount_t)
         return out
 
     def feed(

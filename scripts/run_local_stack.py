@@ -168,6 +168,8 @@ def main() -> int:
         say(
             f"\nArgus is running ({source} data):\n"
             f"  WebSocket  ws://localhost:{ws_port}/   (try: .venv/bin/python examples/websocket_client_example.py --mode demo)\n"
+            f"  Board      http://localhost:{ws_port}/board   (live quotes, 分时 and K-line in the browser)\n"
+            f"  HTTP API   http://localhost:{ws_port}/v1/bars?symbol=000001.SZ&period=1d&limit=5\n"
             f"  Metrics    http://localhost:{metrics_port}/metrics   health /healthz  ready /readyz\n"
             f"  NATS       {nats_url}\n"
             f"  Logs       logs/websocket_server.log, logs/ingestor-{source}.log\n"

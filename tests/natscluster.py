@@ -56,8 +56,8 @@ class NatsNode:
             f"http: 127.0.0.1:{self.http_port}\n"
             "jetstream {\n"
             f'  store_dir: "{self.store}"\n'
-            "  max_memory_store: 256MB\n"
-            "  max_file_store: 1GB\n"
+            "  max_memory_store: 2GB\n"  # reservations: the four retention streams reserve 1.1 GiB
+            "  max_file_store: 8GB\n"
             "}\n"
             "cluster {\n"
             f"  name: {CLUSTER_NAME}\n"
@@ -133,22 +133,51 @@ class NatsCluster:
             if not node.running:
                 node.start()
 
+    def _jsz(self) -> dict[str, dict[str, Any]]:
+        """Each running node's /jsz (with its streams), by node name; a node that does not answer is left out."""
+        out = {}
+        for node in self.nodes:
+            if node.running:
+                status, jsz = node.monitor("/jsz?streams=true")
+                if status == 200 and jsz:
+                    out[node.name] = jsz
+        return out
+
     def meta_leader(self) -> str:
         """The JetStream meta leader as the running nodes see it ("" while they disagree or have none)."""
-        seen = set()
-        for node in self.nodes:
-            if not node.running:
-                continue
-            status, jsz = node.monitor("/jsz")
-            leader = ((jsz or {}).get("meta_cluster") or {}).get("leader", "") if status == 200 else ""
-            seen.add(leader)
-        return seen.pop() if len(seen) == 1 else ""
+        views = self._jsz()
+        seen = {(v.get("meta_cluster") or {}).get("leader", "") for v in views.values()}
+        return seen.pop() if len(seen) == 1 and len(views) == sum(n.running for n in self.nodes) else ""
 
     def problems(self) -> list[str]:
-        """What keeps the cluster from being ready, one line per node; empty when it is."""
+        """What keeps the cluster from being ready (no meta leader, a stream without a leader or with a
+        replica behind, a node's /healthz failing), one line each; empty when it is ready."""
         out = []
-        if not self.meta_leader():
+        running = {n.name for n in self.nodes if n.running}
+        views = self._jsz()
+        leader = self.meta_leader()
+        if not leader:
             out.append("no JetStream meta leader agreed on")
+        for name, view in views.items():
+            if name == leader:
+                behind = [
+                    r["name"]
+                    for r in view["meta_cluster"].get("replicas") or []
+                    if r["name"] in running and not r.get("current")
+                ]
+                if behind:
+                    out.append(f"meta: {behind} not current")
+            for account in view.get("account_details") or []:
+                for st in account.get("stream_detail") or []:
+                    cl = st.get("cluster") or {}
+                    if cl.get("leader") not in running:
+                        out.append(f"stream {st['name']}: no leader ({name}'s view)")
+                    elif cl.get("leader") == name:
+                        behind = [
+                            r["name"] for r in cl.get("replicas") or [] if r["name"] in running and not r.get("current")
+                        ]
+                        if behind:
+                            out.append(f"stream {st['name']}: {behind} not current")
         for node in self.nodes:
             if not node.running:
                 continue

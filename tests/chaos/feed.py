@@ -66,13 +66,29 @@ class Feed:
             if self.closed_at is not None:
                 raise ConnectionError(f"{self.name}: closed ({self.close_reason}) before a match")
             if time.monotonic() > deadline:
-                tail = self.messages[-3:]
-                raise TimeoutError(f"{self.name}: nothing matching within {timeout}s; last: {tail}")
+                raise TimeoutError(f"{self.name}: nothing matching within {timeout}s; seen: {self.brief()}")
             await asyncio.sleep(0.01)
 
     async def wait_data(self, timeout: float, *, after: float | None = None, **match: Any) -> tuple[float, dict]:
         """The first DATA (arrived after `after`) whose data has the given items."""
         return await self.wait(lambda m: is_data(m, **match), timeout, after=after)
+
+    async def wait_closed(self, timeout: float) -> float:
+        """When the server side went away (the reader saw the socket end)."""
+        deadline = time.monotonic() + timeout
+        while self.closed_at is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: still open after {timeout}s")
+            await asyncio.sleep(0.01)
+        return self.closed_at
+
+    def brief(self, first: int = 6, last: int = 4) -> str:
+        """The first and last few messages, in a few words each (for failure messages)."""
+        t0 = self.times[0] if self.times else 0.0
+        shown = [f"+{t - t0:.2f}s {brief(m)}" for t, m in zip(self.times, self.messages, strict=True)]
+        if len(shown) > first + last:
+            shown = [*shown[:first], "...", *shown[-last:]]
+        return "; ".join(shown)
 
     def data(self, **match: Any) -> list[dict[str, Any]]:
         return [m["data"] for m in self.messages if is_data(m, **match)]
@@ -96,6 +112,19 @@ class Feed:
             await self._task
         with contextlib.suppress(Exception):
             await self.client.close()
+
+
+def brief(m: dict[str, Any]) -> str:
+    """One message in a few words: `DATA quote:000001.SZ 12 snapshot`, `GAP trade:... 5..9 upstream`."""
+    d = m.get("data") or {}
+    if m.get("type") == "DATA":
+        flags = " ".join(k for k in ("snapshot", "replay") if d.get(k))
+        return f"DATA {d['type']}:{d['symbol']} {d['seq']} {d.get('source', '')} {flags}".rstrip()
+    if m.get("type") == "GAP":
+        return f"GAP {d['type']}:{d['symbol']} {d['from_seq']}..{d['to_seq']} {d['reason']}"
+    if m.get("type") == "STATUS":
+        return f"STATUS {d.get('source')} {d.get('state')} {d.get('reason') or ''}".rstrip()
+    return str(m.get("type"))
 
 
 def is_data(m: dict[str, Any], **match: Any) -> bool:

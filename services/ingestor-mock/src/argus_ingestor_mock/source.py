@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +51,9 @@ Plan = tuple[bool, bool, bool, tuple[str, ...]]
 QUOTE_ONLY: Plan = (True, False, False, ())
 
 
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")  # a source name is a NATS subject token
+
+
 def universe_symbols(n: int) -> list[str]:
     return [f"{i:06d}.SZ" for i in range(1, n + 1)]
 
@@ -63,6 +67,9 @@ class MockOptions:
         seed = options.get("seed")
         self.seed = int(seed) if seed not in (None, "") else None
         self.schedule = str(options.get("schedule", "always"))
+        self.name = str(options.get("name") or "mock")
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"name: lower-case letters, digits and '-', starting with a letter, got {self.name!r}")
         if not self.rate > 0:
             raise ValueError(f"rate: must be > 0, got {self.rate}")
         if self.universe < 0:
@@ -108,6 +115,7 @@ class MockSource(Source):
     def __init__(self, options: dict[str, Any] | None = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__(options)
         self.opts = MockOptions(self.options)
+        self.name = self.opts.name  # `mock`, or another name to drill failover between two mocks
         self.clock = clock
         # one seed per process when none is given, so the past it answers history with is the one it walked
         self.seed = self.opts.seed if self.opts.seed is not None else random.randrange(1 << 31)

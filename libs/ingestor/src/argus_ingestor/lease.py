@@ -301,6 +301,7 @@ class SourceLease:
 
     def _settled(self) -> None:
         self._settle = None
+        self._settled_at = min(self._settled_at, self._clock())  # asyncio may run a timer a tick early
         if self.held:
             self.metrics.held.set(1)
             for cb in self.on_acquired:
@@ -325,6 +326,14 @@ class SourceLease:
                 )
             )
         status = await kv.status()
+        config = status.stream_info.config
+        if (config.num_replicas or 1) < self.cfg.replicas:  # raised to the configured count, never lowered
+            config.num_replicas = self.cfg.replicas
+            try:
+                await js.update_stream(config)
+                log.info("lease bucket raised", extra={"bucket": self.cfg.bucket, "replicas": self.cfg.replicas})
+            except Exception as e:  # noqa: BLE001 - e.g. fewer servers than replicas: leases work on as they are
+                log.warning("lease bucket replicas not raised", extra={"bucket": self.cfg.bucket, "error": repr(e)})
         if status.ttl and abs(status.ttl - self.cfg.ttl) > 0.01:
             log.warning(
                 "lease bucket has another TTL than configured; the bucket's wins",

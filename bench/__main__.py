@@ -149,6 +149,7 @@ def run(
         "cpu_pct": cpu_pct,  # every process of the stack, over the measuring window
         "gateway_writes_per_s": round((writes1 - writes0) / (t1 - t0)),
         "cpu_us_per_message": round(1e6 * gw_cpu / max(1, result["messages"]), 2),
+        "bytes_per_message": round(result.get("bytes", 0) / max(1, result["messages"])) or None,
         "gateway_peak_rss_mb": round(peak_rss / 1024, 1),
         "rss_per_connection_kb": round((rss_loaded - base_rss) / max(1, result["connected"]), 1),
         "rss_connected_mb": round(rss_connected / 1024, 1),
@@ -205,7 +206,9 @@ def top_frames(raw: Path, n: int = 12) -> list[tuple[float, float, str]]:
 
 
 COMPARED = ("seed", "heavy", "hot", "wide")  # run beside the yardstick under the same load
-YARDSTICK_KEYS = ("delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "gateway_writes_per_s")
+YARDSTICK_KEYS = (
+    "delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "bytes_per_message", "gateway_writes_per_s"
+)  # fmt: skip
 
 
 def _quantile(sorted_s: list[float], q: float) -> float | None:
@@ -227,7 +230,7 @@ def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str
     return {"scenario": "knee", "knee_rate": None, "note": f"no knee up to rate {KNEE_RATES[-1]}", "steps": steps}
 
 
-HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | B/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 def row(r: dict[str, Any]) -> str:
@@ -236,7 +239,7 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
         f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | "
         f"{cpu.get('gateway')}% / {cpu.get('mock')}% / {cpu.get('nats')}% | "
-        f"{r['cpu_us_per_message']} | {r['gateway_writes_per_s']:,} | "
+        f"{r['cpu_us_per_message']} | {r.get('bytes_per_message')} | {r['gateway_writes_per_s']:,} | "
         f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB | "
         f"{r['ready_p99_s']} / {r['ready_max_s']} ({r['ready_within_3s_pct']}% ≤ 3 s) |"
     )

@@ -66,7 +66,7 @@ test: $(STAMP) $(XTQ)/.unpacked $(PROMTOOL) browser
 	XTQUANT_DIR=$(CURDIR)/$(XTQ) PROMTOOL=$(CURDIR)/$(PROMTOOL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(if $(DURATION),--duration $(DURATION),) $(if $(ABLATE),--ablate $(ABLATE),)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(if $(DURATION),--duration $(DURATION),) $(if $(ABLATE),--ablate $(ABLATE),) $(if $(PROFILE),--profile $(PROFILE),)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

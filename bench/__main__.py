@@ -7,6 +7,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ def run(
     gateway_env: dict[str, str] | None = None,
     ablate: str | None = None,
     yardstick: bool = False,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     duration = duration or s.duration
     two_cores = (os.cpu_count() or 1) >= 2
@@ -104,6 +106,7 @@ def run(
         writes0 = gateway_counter(stack.metrics_port, "websocket_writes_total")
         store0 = gateway_counter(stack.metrics_port, "gateway_store_calls_total")
         cpus0, t0 = stack.cpu_seconds(), time.monotonic()
+        spies = _profile(stack.named, profile, s.name, duration) if profile is not None else []
         rss_loaded = rss_kb(pid)
         if not parent.poll(duration + 120):
             raise RuntimeError("load generator gave no result")
@@ -113,6 +116,8 @@ def run(
         store_streams = gateway_counter(stack.metrics_port, "gateway_store_requests_total")
         result = parent.recv()
         proc.join(30)
+        for spy in spies:
+            spy.wait(60)
         peak_rss = rss_kb(pid, "VmHWM")
     finally:
         stack.stop()
@@ -144,6 +149,7 @@ def run(
         "cpu_pct": cpu_pct,  # every process of the stack, over the measuring window
         "gateway_writes_per_s": round((writes1 - writes0) / (t1 - t0)),
         "cpu_us_per_message": round(1e6 * gw_cpu / max(1, result["messages"]), 2),
+        "bytes_per_message": round(result.get("bytes", 0) / max(1, result["messages"])) or None,
         "gateway_peak_rss_mb": round(peak_rss / 1024, 1),
         "rss_per_connection_kb": round((rss_loaded - base_rss) / max(1, result["connected"]), 1),
         "rss_connected_mb": round(rss_connected / 1024, 1),
@@ -161,8 +167,48 @@ def run(
     }
 
 
+def _profile(pids: dict[str, int], into: Path, scenario: str, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy (on the load generator's core) on the gateway and the mock over the measuring window."""
+    into.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    other_core = {1} if (os.cpu_count() or 1) >= 2 else None
+    out = []
+    for name in ("gateway", "mock"):
+        argv = [spy, "record", "-p", str(pids[name]), "-d", str(int(seconds)), "-r", "200", "--nonblocking"]
+        argv += ["-f", "raw", "-o", str(into / f"{scenario}-{name}.txt")]
+        out.append(
+            subprocess.Popen(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=(lambda: os.sched_setaffinity(0, other_core)) if other_core else None,
+            )
+        )
+    return out
+
+
+def top_frames(raw: Path, n: int = 12) -> list[tuple[float, float, str]]:
+    """(self %, inclusive %, frame) of the busiest frames of a py-spy raw (collapsed stacks) file."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + int(count)
+    ranked = sorted(own, key=lambda f: -own[f])[:n]
+    return [(round(100 * own[f] / max(1, total), 1), round(100 * incl[f] / max(1, total), 1), f) for f in ranked]
+
+
 COMPARED = ("seed", "heavy", "hot", "wide")  # run beside the yardstick under the same load
-YARDSTICK_KEYS = ("delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "gateway_writes_per_s")
+YARDSTICK_KEYS = (
+    "delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "bytes_per_message", "gateway_writes_per_s"
+)  # fmt: skip
 
 
 def _quantile(sorted_s: list[float], q: float) -> float | None:
@@ -184,7 +230,7 @@ def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str
     return {"scenario": "knee", "knee_rate": None, "note": f"no knee up to rate {KNEE_RATES[-1]}", "steps": steps}
 
 
-HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | B/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 def row(r: dict[str, Any]) -> str:
@@ -193,7 +239,7 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
         f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | "
         f"{cpu.get('gateway')}% / {cpu.get('mock')}% / {cpu.get('nats')}% | "
-        f"{r['cpu_us_per_message']} | {r['gateway_writes_per_s']:,} | "
+        f"{r['cpu_us_per_message']} | {r.get('bytes_per_message')} | {r['gateway_writes_per_s']:,} | "
         f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB | "
         f"{r['ready_p99_s']} / {r['ready_max_s']} ({r['ready_within_3s_pct']}% ≤ 3 s) |"
     )
@@ -228,6 +274,7 @@ def main() -> int:
         help="environment for the gateway, to measure a setting (e.g. WEBSOCKET_FLUSH_INTERVAL_MS=2)",
     )
     p.add_argument("--ablate", choices=sorted(ABLATIONS), help="run the gateway with one technique undone")
+    p.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateway and the mock into DIR (svg, raw)")
     p.add_argument(
         "--no-yardstick", action="store_true", help="skip the yardstick runs beside seed, heavy, hot and wide"
     )
@@ -243,7 +290,7 @@ def main() -> int:
         if name == "knee":
             result = knee(args.duration or 10.0, gw_env)
         else:
-            result = run(SCENARIOS[name], args.duration, None, gw_env, args.ablate)
+            result = run(SCENARIOS[name], args.duration, None, gw_env, args.ablate, profile=args.profile)
             if name in COMPARED and not args.no_yardstick and YARDSTICK.exists():
                 print(row(result), flush=True)
                 ys = run(SCENARIOS[name], args.duration, None, None, None, yardstick=True)
@@ -260,6 +307,13 @@ def main() -> int:
                 print(row(result), flush=True)
         else:
             print(f"knee: {result.get('knee_rate') or result.get('note')}", flush=True)
+        if args.profile is not None and name != "knee":
+            for proc_name in ("gateway", "mock"):
+                raw = args.profile / f"{name}-{proc_name}.txt"
+                if raw.exists():
+                    print(f"\n{name}: {proc_name}, busiest frames (self % / incl. %):")
+                    for own, incl, frame in top_frames(raw):
+                        print(f"  {own:5.1f} {incl:5.1f}  {frame}")
         (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps({"machine": info, **result}, indent=2))
     return 0
 

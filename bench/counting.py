@@ -130,6 +130,7 @@ class CountingClient(asyncio.Protocol):
         n -= flagged
         if not c.counting or n <= 0:
             return
+        c.bytes += len(data)
         before = self.n
         self.n += n
         c.messages += n

@@ -30,6 +30,7 @@ class Counter:
         self.batch = batch
         self.counting = False
         self.holes = 0  # seq numbers skipped within a client's stream (checked when every frame is parsed)
+        self.bytes = 0  # bytes read while counting (counting client only): what each message costs the wire
 
 
 _TAIL = b"\x00\x00\xff\xff"
@@ -212,6 +213,7 @@ async def run_clients(
         "ready_s": ready,  # per client: SUBSCRIBE to holding every snapshot and REPLAYED it asked for
         "waiting": sum(1 for i in initials if i.at == 0),
         "messages": counter.messages,
+        "bytes": counter.bytes,
         "holes": counter.holes,
         "elapsed": elapsed,
         "latencies_us": counter.latencies_us,

@@ -81,6 +81,10 @@ SCENARIOS = {
             mock_env={"MOCK_HISTORY": "240", "MOCK_HISTORY_PERIODS": "1m", "MOCK_HISTORY_TRADES": "0"},
         ),
         # heavy again, every client with one delivery option (docs/protocol.md §1)
+        # heavy with quotes as small as the yardstick's: how much of the cost is bytes on the wire
+        Scenario("heavy-nobook", *_HEAVY, mock_env={"MOCK_BOOK": "false"}),
+        # heavy with the yardstick's source shape: every symbol at once, every 100 ms
+        Scenario("heavy-bursty", *_HEAVY, mock_env={"MOCK_STEPS": "10"}),
         Scenario("heavy-batch", *_HEAVY, query="batch=1"),
         Scenario("heavy-conflate", *_HEAVY, query="conflate_ms=250"),
         Scenario("heavy-msgpack", *_HEAVY, query="encoding=msgpack"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from argus_service.config import build_config
 from manifests import K8S, OVERLAYS, ROOT, containers, named, of_kind, pod_spec, render, rendered, workloads
 
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests promise to work on (README)
@@ -192,3 +193,29 @@ def test_a_config_edit_rolls_every_pod_that_reads_it(tmp_path: Path) -> None:
     conf.write_text(conf.read_text().replace("max_payload: 1MB", "max_payload: 2MB"))
     again = {d["metadata"]["name"]: d["spec"]["template"] for d in workloads(render(copy / "overlays" / "dev"))}
     assert again["nats"] != after["nats"], "a NATS config edit rolls the NATS pods"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_ingestor_runs_a_standby_that_a_drain_cannot_take_with_the_leader(overlay: str) -> None:
+    docs = rendered(overlay)
+    ingestors = [w for w in of_kind(docs, "Deployment") if w["metadata"]["name"].startswith("ingestor-")]
+    assert ingestors
+    budgets = {
+        b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]: b for b in of_kind(docs, "PodDisruptionBudget")
+    }
+    for d in ingestors:
+        assert d["spec"]["replicas"] == 2, f"{overlay}: {d['metadata']['name']}: leader and standby"
+        label = d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert budgets[label]["spec"]["minAvailable"] == 1, f"{overlay}: a drain keeps one {label} pod"
+        spread = pod_spec(d)["topologySpreadConstraints"][0]
+        assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["labelSelector"]["matchLabels"] == {
+            "app.kubernetes.io/name": label
+        }
+
+
+def test_prod_fails_a_shares_over_from_qmt_to_tdx_to_yahoo_and_the_setting_loads() -> None:
+    env = named(rendered("prod"), "ConfigMap", "argus-env")["data"]
+    cfg = build_config(None, env, {})  # what every pod's config loader makes of argus-env
+    assert cfg.failover.markets == {"SH,SZ,BJ": ["qmt", "tdx", "yahoo"]}
+    assert cfg.failover.recover_after == 60
+    assert "ARGUS_FAILOVER" not in named(rendered("dev"), "ConfigMap", "argus-env")["data"], "dev: one source"

@@ -213,3 +213,17 @@ async def test_a_holder_that_failed_open_takes_its_own_lease_back(own_nats: Nats
     assert lease.state == "held" and lease.held, lease.describe()
     await lease.release()
     await nc.close()
+
+
+async def test_a_lease_bucket_a_single_server_cannot_raise_to_3_replicas_still_works(own_nats: NatsServer) -> None:
+    nc = await nats.connect(own_nats.url)
+    js = nc.jetstream()
+    one = SourceLease("mock", LeaseConfig(ttl=2.0, renew=0.5, replicas=1), holder="one")
+    await one.acquire(nc)
+    await one.release()
+    # a single server cannot hold 3 replicas: the attempt is refused, the lease still works
+    three = SourceLease("mock", LeaseConfig(ttl=2.0, renew=0.5, replicas=3), holder="three")
+    assert await three.acquire(nc) is True
+    assert (await js.stream_info("KV_ARGUS_LEASES")).config.num_replicas == 1
+    await three.release()
+    await nc.close()

@@ -308,8 +308,24 @@ async def test_schedule_cn_closes_bars_at_the_break_and_goes_live_again() -> Non
     await asyncio.wait_for(task, 1)
 
 
+async def test_without_the_book_quotes_carry_no_levels_and_a_name_is_the_events_source() -> None:
+    src = MockSource({"rate": 20, "universe": 2, "seed": 1, "history": 0, "book": "false", "name": "mock-b"})
+    await src.start(Ctx())
+    quotes = [e for e in await collect(src, 0.3) if e.__struct_config__.tag == "quote"]
+    assert quotes and all(not e.quote.bid_prices and not e.quote.ask_volumes for e in quotes)
+    assert all(e.quote.price > 0 and e.source == "mock-b" for e in quotes)
+    with_book = MockSource({"rate": 20, "universe": 2, "seed": 1, "history": 0})
+    await with_book.start(Ctx())
+    assert all(
+        len(e.quote.bid_prices) == 5 for e in await collect(with_book, 0.3) if e.__struct_config__.tag == "quote"
+    )
+
+
 def test_bad_options_are_refused() -> None:
-    for bad in ({"rate": 0}, {"universe": -1}, {"schedule": "weekends"}, {"rate": "fast"}, {"seed": "x"}):
+    for bad in (
+        {"rate": 0}, {"universe": -1}, {"schedule": "weekends"}, {"rate": "fast"}, {"seed": "x"},
+        {"book": "maybe"}, {"name": "Mock B"}, {"name": "9lives"}, {"steps": 0},
+    ):  # fmt: skip
         with pytest.raises(ValueError):
             MockSource(bad)
 

@@ -121,3 +121,30 @@ def test_read_only_working_directory_is_reported_not_fatal(tmp_path: Path, nats_
     out = _run_until_metrics(["unshare", "-m", "sh", "-c", script], ro, env, mport)
     assert "log file unavailable" in out and "Read-only file system" in out, out[-2000:]
     assert '"msg":"gateway listening"' in out
+
+
+def test_failover_from_the_environment_and_from_a_file(tmp_path: Path) -> None:
+    cfg = build_config(
+        None, {"ARGUS_FAILOVER": "SH,SZ,BJ=qmt,tdx,yahoo; HK=yahoo", "ARGUS_FAILOVER_RECOVER_AFTER": "5"}, {}
+    )
+    assert cfg.failover.markets == {"SH,SZ,BJ": ["qmt", "tdx", "yahoo"], "HK": ["yahoo"]}
+    assert cfg.failover.recover_after == 5
+    path = tmp_path / "c.yaml"
+    path.write_text("failover:\n  markets:\n    SH,SZ: [qmt, tdx]\n")
+    assert build_config(str(path), {}, {}).failover.markets == {"SH,SZ": ["qmt", "tdx"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("SH,XX=qmt", "'XX' is not a market"),
+        ("SH=qmt,qmt", "needs its sources in order, each once"),
+        ("SH,SZ=qmt;SZ=tdx", "SZ is in both"),
+        ("SH=", "needs its sources"),
+        ("=qmt", "names no market"),
+    ],
+)
+def test_bad_failover_gets_one_line_naming_the_variable(value: str, says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        build_config(None, {"ARGUS_FAILOVER": value}, {})
+    assert says in str(e.value) and "ARGUS_FAILOVER" in str(e.value) and "\n" not in str(e.value)

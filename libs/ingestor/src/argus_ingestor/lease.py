@@ -8,6 +8,11 @@ revision the holder wrote last, so two ingestors never both hold it; `held` also
 `ttl` after the last renewal, so a holder cut off from NATS stops publishing before anyone else
 can take over.
 
+The same lease decides which source publishes a group of markets (failover.py): there `eligible`
+says whether this source may hold it at all, `outranks` whether it should take it from the current
+holder (whose record says how healthy it is), and `delay` lets better-ranked sources try first. A
+lease taken from a live holder is `held` only after `ttl`, so the holder has stopped before we start.
+
 Where JetStream is not there at all, or has not answered for `ttl` seconds, the lease cannot be
 checked: the ingestor says so once and publishes anyway (a second publisher would then go
 unnoticed, as before leases existed); a standby stays a standby, so only one side fails open.
@@ -50,12 +55,14 @@ _KEY_CHARS = re.compile(r"[^-/_=.a-zA-Z0-9]")
 
 
 class LeaseRecord(msgspec.Struct, kw_only=True):
-    """What the KV value says about the holder (read by standbys for their log line)."""
+    """What the KV value says about the holder (read by standbys: their log line, failover's ranks)."""
 
     holder: str
     host: str
     pid: int
     since: str
+    source: str = ""  # the holder's source name (failover ranks sources by it)
+    healthy: bool = True  # the holder's source is neither down nor stale (renewed every `renew`)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -95,11 +102,25 @@ class SourceLease:
         registry: CollectorRegistry | None = None,
         holder: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        source: str = "",
+        eligible: Callable[[], bool] | None = None,
+        outranks: Callable[[LeaseRecord], bool] | None = None,
+        healthy: Callable[[], bool] | None = None,
+        delay: float = 0.0,
+        fail_open: bool = True,
     ) -> None:
         self.key = key
         self.cfg = cfg
         self.holder = holder or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.record = LeaseRecord(holder=self.holder, host=socket.gethostname(), pid=os.getpid(), since="")
+        self.record = LeaseRecord(
+            holder=self.holder, host=socket.gethostname(), pid=os.getpid(), since="", source=source
+        )
+        self.eligible = eligible  # may we hold it at all now? (a holder that may not lets go)
+        self.outranks = outranks  # should we take it from this holder?
+        self.healthy = healthy  # written into our record at every renewal
+        self.delay = delay  # seconds an absent key waits for better-ranked takers before we create it
+        self.fail_open = fail_open  # publish when the lease cannot be checked (only one side may)
+        self.took_over_from: LeaseRecord | None = None  # the previous holder, when we took it
         self.on_lost: list[Callable[[], None]] = []  # called when a held lease goes to someone else
         self.on_acquired: list[Callable[[], None]] = []
         self.state: State = "starting"
@@ -112,6 +133,9 @@ class SourceLease:
         self._rev = 0
         self._renewed_at = 0.0
         self._failing_since: float | None = None
+        self._absent_since: float | None = None
+        self._settled_at = 0.0  # a taken lease is held from then on (its previous holder has stopped)
+        self._settle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
 
     # the interface ------------------------------------------------------------------------
@@ -129,8 +153,9 @@ class SourceLease:
     def held(self) -> bool:
         """May this ingestor publish? Also False once `ttl` passed without a successful renewal."""
         if self.state == "unchecked":
-            return True
-        return self.state == "held" and self._clock() - self._renewed_at < self.cfg.ttl
+            return self.fail_open
+        now = self._clock()
+        return self.state == "held" and now - self._renewed_at < self.cfg.ttl and now >= self._settled_at
 
     async def release(self) -> None:
         """Clean stop: delete our key so a standby takes over at its next try, not after the TTL."""
@@ -139,9 +164,15 @@ class SourceLease:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        if self._settle is not None:
+            self._settle.cancel()
         was_held = self.state == "held"
         self._enter("released")
-        if was_held and self._kv is not None and self._nc is not None and self._nc.is_connected:
+        if was_held:
+            await self._delete()
+
+    async def _delete(self) -> None:
+        if self._kv is not None and self._nc is not None and self._nc.is_connected:
             with contextlib.suppress(Exception):
                 await self._kv.delete(self.key, last=self._rev)
 
@@ -177,6 +208,14 @@ class SourceLease:
     async def _attempt(self) -> None:
         try:
             kv = await self._bucket()
+            if self.healthy is not None:
+                self.record.healthy = self.healthy()
+            if self.eligible is not None and not self.eligible():
+                if self.state in ("held", "unchecked", "starting"):
+                    if self.state == "held":
+                        await self._delete()  # let the next source take it at once
+                    self._enter("standby")
+                return
             if self.state == "held":
                 try:
                     self._rev = await kv.update(self.key, _encode(self.record), last=self._rev)
@@ -184,20 +223,34 @@ class SourceLease:
                     return
                 except KeyWrongLastSequenceError:
                     pass  # it lapsed (then create below succeeds) or someone else took it
+            previous = self.other
+            if self.delay > 0 and not await self._waited_our_turn(kv):
+                return
             try:
                 self.record.since = iso_now()
                 self._rev = await kv.create(self.key, _encode(self.record))
+                # a holder that failed open may publish until its next try: give it that long
+                settle = self.cfg.renew + 0.1 if previous is not None and self.state == "standby" else 0.0
             except KeyWrongLastSequenceError:
                 other, revision = await self._read_holder(kv)
+                if other is not None and other.holder != self.holder and self.outranks is not None:
+                    if self.outranks(other):  # a better or healthier source takes it over
+                        self.record.since = iso_now()
+                        try:
+                            self._rev = await kv.update(self.key, _encode(self.record), last=revision)
+                        except KeyWrongLastSequenceError:
+                            self._enter("standby", other=other)  # someone else was quicker
+                            return
+                        self._taken(other, settle=self.cfg.ttl)  # until then the holder may still publish
+                        return
                 if other is None or other.holder != self.holder:
                     self._failing_since = None
                     self._enter("standby", other=other)
                     return
                 # our own record, from before JetStream stopped answering: still ours
                 self._rev = await kv.update(self.key, _encode(self.record), last=revision)
-            self._renewed_at = self._clock()
-            self._failing_since = None
-            self._enter("held")
+                settle = 0.0
+            self._taken(previous, settle=settle)
         except (NoRespondersError, ServiceUnavailableError) as e:
             self._kv = None
             self._enter("unchecked", problem=f"JetStream unavailable: {type(e).__name__}")
@@ -216,6 +269,43 @@ class SourceLease:
                 self._enter(
                     "unchecked", problem=f"JetStream has not answered for {self.cfg.ttl:g}s ({type(e).__name__})"
                 )
+
+    async def _waited_our_turn(self, kv: KeyValue) -> bool:
+        """An absent key is left `delay` seconds to better-ranked takers; False while we wait."""
+        try:
+            await kv.get(self.key)
+            self._absent_since = None
+            return True  # present: create fails, and we see who holds it
+        except (NotFoundError, KeyError):
+            pass
+        now = self._clock()
+        self._absent_since = self._absent_since or now
+        if now - self._absent_since < self.delay:
+            if self.state == "starting":
+                self._enter("standby")
+            return False
+        return True
+
+    def _taken(self, previous: LeaseRecord | None, *, settle: float) -> None:
+        self._renewed_at = self._clock()
+        self._settled_at = self._renewed_at + settle
+        self._failing_since = self._absent_since = None
+        self.took_over_from = previous
+        if settle <= 0:
+            self._enter("held", other=previous)
+            return
+        self._enter("held", other=previous, announce=False)
+        if self._settle is not None:
+            self._settle.cancel()
+        self._settle = asyncio.get_running_loop().call_later(settle, self._settled)
+
+    def _settled(self) -> None:
+        self._settle = None
+        self._settled_at = min(self._settled_at, self._clock())  # asyncio may run a timer a tick early
+        if self.held:
+            self.metrics.held.set(1)
+            for cb in self.on_acquired:
+                cb()
 
     async def _bucket(self) -> KeyValue:
         if self._kv is not None:
@@ -236,6 +326,14 @@ class SourceLease:
                 )
             )
         status = await kv.status()
+        config = status.stream_info.config
+        if (config.num_replicas or 1) < self.cfg.replicas:  # raised to the configured count, never lowered
+            config.num_replicas = self.cfg.replicas
+            try:
+                await js.update_stream(config)
+                log.info("lease bucket raised", extra={"bucket": self.cfg.bucket, "replicas": self.cfg.replicas})
+            except Exception as e:  # noqa: BLE001 - e.g. fewer servers than replicas: leases work on as they are
+                log.warning("lease bucket replicas not raised", extra={"bucket": self.cfg.bucket, "error": repr(e)})
         if status.ttl and abs(status.ttl - self.cfg.ttl) > 0.01:
             log.warning(
                 "lease bucket has another TTL than configured; the bucket's wins",
@@ -252,8 +350,12 @@ class SourceLease:
         except Exception:  # noqa: BLE001 - unreadable: treated as someone else's
             return None, 0
 
-    def _enter(self, state: State, *, other: LeaseRecord | None = None, problem: str = "") -> None:
+    def _enter(
+        self, state: State, *, other: LeaseRecord | None = None, problem: str = "", announce: bool = True
+    ) -> None:
         previous, previous_other = self.state, self.other
+        if state == "held" and other is None:
+            other = previous_other  # whom we took it from, for the log line
         self.state, self.other, self.problem = state, other, problem
         self.metrics.held.set(1 if self.held else 0)
         same_holder = previous_other is not None and other is not None and previous_other.holder == other.holder
@@ -264,15 +366,17 @@ class SourceLease:
         if state == "held":
             took_over = previous == "standby" and previous_other is not None
             log.info(
-                "lease taken: this ingestor publishes the source"
+                f"lease {self.key!r} taken"
                 + (f", taking over from {previous_other.holder}" if took_over and previous_other else ""),
                 extra=extra,
             )
-            for cb in self.on_acquired:
-                cb()
+            if announce:
+                for cb in self.on_acquired:
+                    cb()
         elif state == "standby":
-            log.warning(f"second publisher refused: {self.describe()}", extra=extra)
-            if previous == "held":
+            what = "second publisher refused" if self.outranks is None else "standing by"
+            log.warning(f"{what}: {self.describe()}", extra=extra)
+            if previous in ("held", "unchecked"):
                 for cb in self.on_lost:
                     cb()
         elif state == "unchecked":

@@ -19,6 +19,7 @@ from argus_service.process import Abandoned, install_stop_signals, run, until_st
 from argus_service.tracing import setup_tracing
 from prometheus_client import CollectorRegistry
 
+from .failover import Failover
 from .lease import SourceLease, lease_key
 from .registry import UnknownSource, load_source
 from .runner import Runner
@@ -88,8 +89,21 @@ def main(
         stop = asyncio.Event()
         install_stop_signals(stop)
         registry = CollectorRegistry()
-        lease = SourceLease(lease_key(source_name, cfg.nats.subject_prefix), cfg.lease, registry=registry)
-        runner = Runner(source, cfg, registry, always_on=always_on, tracer=tracing.tracer, lease=lease)
+        name = source.name  # the mock can run under another name (failover drills)
+        lease = SourceLease(lease_key(name, cfg.nats.subject_prefix), cfg.lease, registry=registry, source=name)
+        failover = None
+        if cfg.failover.markets:
+            failover = Failover(
+                cfg.failover,
+                cfg.lease,
+                name,
+                subject_prefix=cfg.nats.subject_prefix,
+                may_hold=lambda: lease.held,
+                state=lambda: runner.board.overall.state,
+            )
+        runner = Runner(
+            source, cfg, registry, always_on=always_on, tracer=tracing.tracer, lease=lease, failover=failover
+        )
         ops = OpsServer(registry, runner.ready)
         if cfg.metrics.enabled:
             await ops.start(cfg.metrics.host, cfg.metrics.port)

@@ -9,6 +9,12 @@ buffered are dropped *with* their seq consumed, so gateways see the hole and ann
 retained event of every stream from JetStream and continues each stream from it (and a bar or
 minute's `first_seq` from its retained forming version). Only when retention was lost does a
 stream start at 1 again, which gateways announce as `GAP reason=reset`.
+
+It publishes a stream only while it has the right to (`_Right`): this replica holds the source's
+lease (lease.py) and, for markets under failover (failover.py), this source holds the market
+group's lease. Taking a right re-reads the retained heads, so the streams go on from the last
+event the previous publisher wrote; events made while withholding use up one seq, which clients
+see as a GAP, and a STATUS says who took over from whom.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from functools import partial
 
 from argus_protocol import (
     BARRED,
@@ -29,6 +36,7 @@ from argus_protocol import (
     decode_event,
     encode_event,
     encode_msgpack,
+    market_of,
     now_us,
     stores,
 )
@@ -43,6 +51,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .demand import DemandTable
+from .failover import Failover, MarketGroup
 from .history import HistoryService
 from .lease import SourceLease
 from .source import Source, WantedSet
@@ -63,19 +72,44 @@ class IngestorMetrics:
         self.wanted = Gauge("ingestor_wanted_streams", "Streams the source is asked to provide", registry=registry)
         self.gateways = Gauge("ingestor_demand_gateways", "Gateways with live demand announcements", registry=registry)
         self.nats_connected = Gauge("ingestor_nats_connected", "1 while connected to NATS", registry=registry)
+        self.publishing = Gauge(
+            "ingestor_publishing",
+            "1 while this ingestor publishes these markets (`*`: every market outside failover groups)",
+            ["markets"],
+            registry=registry,
+        )
+        self.withheld = Counter(
+            "ingestor_withheld_events_total",
+            "Events made but not published: no right to publish them",
+            registry=registry,
+        )
+
+
+class _Right:
+    """May the runner publish a set of streams: one failover group's markets, or all the rest."""
+
+    __slots__ = ("granted", "group", "label", "on")
+
+    def __init__(self, group: MarketGroup | None) -> None:
+        self.group = group
+        self.label = group.label if group is not None else "*"
+        self.granted = False  # taken: its streams continued from what JetStream retains
+        self.on = False  # granted and every lease it needs held now (refreshed once per batch)
 
 
 class _StreamState:
-    """Per stream: the last seq stamped, its subjects, and the bar or minute being formed."""
+    """Per stream: the last seq stamped, its subjects, the bar or minute being formed, its right."""
 
-    __slots__ = ("closed_subject", "first", "mark", "seq", "subject")
+    __slots__ = ("closed_subject", "first", "mark", "right", "seq", "subject", "withheld")
 
-    def __init__(self, subject: str, closed_subject: str, seq: int = 0, mark: str = "", first: int = 0) -> None:
+    def __init__(self, subject: str, closed_subject: str, right: _Right) -> None:
         self.subject = subject  # quote/trade: the one subject; tick/kline: the forming one
         self.closed_subject = closed_subject
-        self.seq = seq
-        self.mark = mark
-        self.first = first
+        self.right = right
+        self.seq = 0
+        self.mark = ""
+        self.first = 0
+        self.withheld = 0  # events stamped but not published since the right was last taken
 
 
 class Runner:
@@ -90,9 +124,26 @@ class Runner:
         always_on: Iterable[Stream] = (),
         tracer: trace.Tracer | None = None,
         lease: SourceLease | None = None,
+        failover: Failover | None = None,
     ) -> None:
         self.source = source
         self.lease = lease  # one publisher per source (lease.py); None: no check
+        self.failover = failover  # which markets this source publishes (failover.py); None: all
+        self._rest = _Right(None)
+        self._rights = [self._rest]
+        self._right_of: dict[str, _Right] = {}  # market -> its group's right
+        for group in failover.groups if failover is not None else ():
+            right = _Right(group)
+            self._rights.append(right)
+            self._right_of.update(dict.fromkeys(group.markets, right))
+            if group.lease is not None:
+                group.lease.on_acquired.append(partial(self._spawn_take, right))
+                group.lease.on_lost.append(partial(self._lose, right))
+        if lease is not None:
+            lease.on_acquired.append(self._take_all)
+            lease.on_lost.append(self._lose_all)
+        self._taking = asyncio.Lock()
+        self._retention = False
         self.tracer = tracer or trace.NoOpTracer()
         self.name = source.name
         self.cfg = cfg
@@ -169,14 +220,20 @@ class Runner:
             stop=stop,
         )
         self.metrics.nats_connected.set(1)
-        if self.lease is not None:
-            await self.lease.acquire(self.nc)
-        if await ensure_streams(self.nc, self.cfg.retention, self.subjects):
-            await self._continue_retained()
+        async with self._taking:  # a lease taken meanwhile re-reads after this first read
+            if self.lease is not None:
+                await self.lease.acquire(self.nc)
+            self._retention = await ensure_streams(self.nc, self.cfg.retention, self.subjects)
+            self._continue_from(await self._retained_heads())
+            self._rest.granted = self.lease is None or self.lease.held
+            self.metrics.publishing.labels("*").set(1 if self._rest.granted else 0)
         await self.nc.subscribe(self.subjects.demand_all(), cb=self._on_demand)
         await self._ask_for_demand()
         with self.tracer.start_as_current_span("ingestor.source.start", attributes={"source": self.name}):
             await self.source.start(self)
+        for group in self.failover.groups if self.failover is not None else ():
+            if group.lease is not None:  # after start: the source's health decides who publishes
+                await group.lease.acquire(self.nc)
         self._apply_wanted()
         await self.history.start(self.nc, self.subjects)  # history: after the source started
         self._ready = True
@@ -202,6 +259,9 @@ class Runner:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        for group in self.failover.groups if self.failover is not None else ():
+            if group.lease is not None:
+                await group.lease.release()  # the next source takes the markets at its next try
         if self.lease is not None:
             await self.lease.release()
         if self.nc is not None and not self.nc.is_closed:
@@ -222,8 +282,8 @@ class Runner:
         max_payload = nc.max_payload
         out: list[tuple[str, bytes]] = []
         sent: dict[str, int] = {}
-        failed = 0
-        held = self.lease is None or self.lease.held
+        failed = withheld = 0
+        self._refresh_rights()
         for ev in batch:
             etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
             if etype == "kline":
@@ -253,8 +313,10 @@ class Runner:
                 ev.first_seq = state.first
                 if closed:
                     subject = state.closed_subject
-            if not held:
-                continue  # a standby stamps seq but does not publish: a lapse of ours shows as a GAP
+            if not state.right.on:  # a standby stamps seq but does not publish: a lapse of ours shows as a GAP
+                state.withheld += 1
+                withheld += 1
+                continue
             payload = encode_event(ev)
             if len(payload) > max_payload:  # its seq is used up: gateways announce the hole
                 failed += 1
@@ -274,17 +336,69 @@ class Runner:
             self.metrics.published.labels(etype).inc(n)
         if failed:
             self.metrics.publish_errors.inc(failed)
-        if not held and self.lease is not None:
-            self.lease.withhold(len(batch))
+        if withheld:
+            self.metrics.withheld.inc(withheld)
+            if self.lease is not None:
+                self.lease.withhold(withheld)
 
     def _new_state(self, stream: Stream) -> _StreamState:
+        right = self._right_of.get(market_of(stream.symbol), self._rest)
         if stream.type in BARRED:
-            return _StreamState(self.subjects.publish(stream), self.subjects.publish(stream, closed=True))
+            return _StreamState(self.subjects.publish(stream), self.subjects.publish(stream, closed=True), right)
         subject = self.subjects.publish(stream)
-        return _StreamState(subject, subject)
+        return _StreamState(subject, subject, right)
 
-    async def _continue_retained(self) -> None:
-        """Pick up every stream's seq (and forming bar) from the newest events JetStream retains."""
+    # the right to publish -------------------------------------------------------------------
+    def _refresh_rights(self) -> None:
+        source_held = self.lease is None or self.lease.held
+        for right in self._rights:
+            lease = right.group.lease if right.group is not None else None
+            group_held = right.group is None or (lease is not None and lease.held)
+            right.on = right.granted and source_held and group_held
+
+    def _take_all(self) -> None:
+        for right in self._rights:
+            self._spawn_take(right)
+
+    def _lose_all(self) -> None:
+        for right in self._rights:
+            self._lose(right)
+
+    def _spawn_take(self, right: _Right) -> None:
+        self._background.spawn(self._take(right))
+
+    async def _take(self, right: _Right) -> None:
+        """Continue the right's streams from the retained heads, then publish them."""
+        async with self._taking:
+            lease = right.group.lease if right.group is not None else self.lease
+            source_held = self.lease is None or self.lease.held
+            if right.granted or not source_held or (lease is not None and not lease.held):
+                return
+            self._continue_from(await self._retained_heads(), right)
+            right.granted = True
+            self.metrics.publishing.labels(right.label).set(1)
+            previous = lease.took_over_from if lease is not None else None
+            if previous is not None:
+                what = f"publishing {right.label}" if right.group is not None else "publishing"
+                whom = previous.source if right.group is not None and previous.source else previous.holder
+                why = "" if previous.healthy else f" ({whom} unhealthy)"
+                self.status(self.board.overall.state, reason=f"{what}: took over from {whom}{why}")
+            log.info("publishing", extra={"source": self.name, "markets": right.label, "took_over": bool(previous)})
+
+    def _lose(self, right: _Right) -> None:
+        if not right.granted:
+            return
+        right.granted = right.on = False
+        self.metrics.publishing.labels(right.label).set(0)
+        lease = right.group.lease if right.group is not None else None
+        if lease is not None and lease.other is not None and (self.lease is None or self.lease.held):
+            holder = lease.other.source or "another source"
+            self.status(self.board.overall.state, reason=f"standby for {right.label}: {holder} publishes it")
+
+    async def _retained_heads(self) -> dict[tuple[str, str, str], Event] | None:
+        """The newest retained event of every stream; None when retention is off or unreadable."""
+        if not self._retention:
+            return None
         assert self.nc is not None
         heads: dict[tuple[str, str, str], Event] = {}
         for store in stores(self.subjects).values():
@@ -292,8 +406,8 @@ class Runner:
                 try:
                     found = await newest_per_subject(self.nc, store.name, subject)
                 except StoreError as e:
-                    log.warning("retained seqs unreadable; streams start at 1", extra={"error": str(e)})
-                    return
+                    log.warning("retained seqs unreadable; streams go on from our own count", extra={"error": str(e)})
+                    return None
                 for raw in found.values():
                     try:
                         ev = decode_event(raw)
@@ -304,14 +418,29 @@ class Runner:
                     have = heads.get(key)
                     if have is None or ev.seq > have.seq:
                         heads[key] = ev
-        for key, ev in heads.items():
-            state = self._new_state(Stream(*key))
-            state.seq = ev.seq
+        return heads
+
+    def _continue_from(self, heads: dict[tuple[str, str, str], Event] | None, right: _Right | None = None) -> None:
+        """Each stream (of `right`, or all) goes on from its retained head; one seq more where
+        we withheld events since, so clients are told of the hole with a GAP."""
+        streams = self._streams
+        for key, ev in (heads or {}).items():
+            state = streams.get(key)
+            if state is None:
+                state = streams[key] = self._new_state(Stream(*key))
+            if right is not None and state.right is not right:
+                continue
+            state.seq = ev.seq + (1 if state.withheld else 0)
             if key[0] in BARRED:
                 state.mark = bar_mark(ev)
                 state.first = ev.first_seq or ev.seq
-            self._streams[key] = state
-        log.info("continuing retained streams", extra={"source": self.name, "streams": len(heads)})
+        for state in streams.values():
+            if right is None or state.right is right:
+                state.withheld = 0
+        log.info(
+            "continuing retained streams",
+            extra={"source": self.name, "streams": len(heads or {}), "markets": right.label if right else "all"},
+        )
 
     async def _housekeeping(self) -> None:
         """Expire dead gateways' demand every half second; repeat status every interval."""
@@ -333,6 +462,8 @@ class Runner:
 
     def _apply_wanted(self) -> None:
         wanted = WantedSet(self.demand.union() | self.always_on)
+        if self.failover is not None:  # markets another source publishes are not ours to fetch
+            wanted = WantedSet(s for s in wanted.streams if self.failover.serves(market_of(s.symbol)))
         self.metrics.gateways.set(len(self.demand.gateways))
         if wanted == self._wanted:
             return

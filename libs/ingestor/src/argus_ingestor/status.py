@@ -11,7 +11,10 @@ class StatusBoard:
     def __init__(self, source: str, interval: float) -> None:
         self.source = source
         self.interval = interval
-        self.overall = SourceStatus(source=source, state="live", since=iso_now(), interval=interval)
+        self.started = iso_now()
+        self.overall = SourceStatus(
+            source=source, state="live", since=self.started, interval=interval, started=self.started
+        )
         self.symbols: dict[str, SourceStatus] = {}
 
     def set(
@@ -39,6 +42,7 @@ class StatusBoard:
             interval=self.interval,
             unsupported=unsup,
             ts=now_us(),
+            started=self.started if symbol is None else "",
         )
         if symbol is None:
             self.overall = status

@@ -25,3 +25,4 @@ class SourceStatus(msgspec.Struct, omit_defaults=True, kw_only=True):
     interval: float = 5.0  # seconds until the next repeat; the heartbeat contract
     unsupported: list[str] = []  # data types this source cannot provide
     ts: int = 0  # epoch microseconds at publish
+    started: str = ""  # when the publishing ingestor started: a change tells gateways it restarted or was replaced

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
+from argus_protocol.markets import MARKETS
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -196,9 +197,17 @@ class LeaseConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     enabled: bool = True
     bucket: str = "ARGUS_LEASES"
-    ttl: float = 4.0  # seconds a lease outlives its last renewal; a standby takes over after it
-    renew: float = 1.0  # seconds between renewals (and between a standby's attempts)
+    ttl: float = 1.5  # seconds a lease outlives its last renewal; a standby takes over after it
+    renew: float = 0.5  # seconds between renewals (and between a standby's attempts)
     replicas: int = 1  # KV bucket replicas: 3 on a 3-node NATS cluster
+
+
+class FailoverConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Source failover (libs/ingestor failover.py): per group of markets, its sources in order."""
+
+    # "SH,SZ,BJ": [qmt, tdx, yahoo]: qmt publishes those markets while healthy, then tdx, then yahoo
+    markets: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    recover_after: float = 30.0  # seconds a better source must be healthy before it takes a group back
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -213,6 +222,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     lease: LeaseConfig = msgspec.field(default_factory=LeaseConfig)
+    failover: FailoverConfig = msgspec.field(default_factory=FailoverConfig)
 
 
 class ConfigError(Exception):
@@ -249,6 +259,8 @@ ENV_KEYS: dict[str, str] = {
     "ARGUS_LEASE_TTL": "lease.ttl",
     "ARGUS_LEASE_RENEW": "lease.renew",
     "ARGUS_LEASE_REPLICAS": "lease.replicas",
+    "ARGUS_FAILOVER": "failover.markets",
+    "ARGUS_FAILOVER_RECOVER_AFTER": "failover.recover_after",
 }
 
 _LIST_KEYS = {"security.api_keys", "security.allowed_origins", "datasource.always_on"}
@@ -291,6 +303,9 @@ def _read_file(path: str) -> dict[str, Any]:
 
 
 def _env_value(dotted: str, raw: str) -> Any:
+    if dotted == "failover.markets":  # ARGUS_FAILOVER="SH,SZ,BJ=qmt,tdx,yahoo;HK=yahoo"
+        groups = [part.partition("=") for part in raw.split(";") if part.strip()]
+        return {k.strip(): [s.strip() for s in v.split(",") if s.strip()] for k, _, v in groups}
     if dotted in _LIST_KEYS or dotted.endswith(".hosts"):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
@@ -455,6 +470,27 @@ def _check_values(cfg: Any) -> None:
     if not cfg.nats.url.startswith(("nats://", "tls://", "ws://", "wss://")):
         raise ConfigError(f"config error: nats.url: {cfg.nats.url!r} is not a nats:// or tls:// URL")
     _check_lease(cfg.lease)
+    _check_failover(cfg.failover)
+
+
+def _check_failover(failover: FailoverConfig) -> None:
+    if failover.recover_after < 0:
+        raise ConfigError(f"config error: failover.recover_after: must be >= 0, got {failover.recover_after}")
+    seen: dict[str, str] = {}
+    for group, sources in failover.markets.items():
+        markets = [m.strip() for m in group.split(",") if m.strip()]
+        if not markets:
+            raise ConfigError(f"config error: failover.markets: {group!r} names no market (e.g. SH,SZ,BJ=qmt,tdx)")
+        for m in markets:
+            if m not in MARKETS:
+                raise ConfigError(f"config error: failover.markets: {m!r} is not a market ({', '.join(MARKETS)})")
+            if m in seen:
+                raise ConfigError(f"config error: failover.markets: {m} is in both {seen[m]!r} and {group!r}")
+            seen[m] = group
+        if not sources or len(set(sources)) != len(sources) or not all(sources):
+            raise ConfigError(
+                f"config error: failover.markets: {group!r}: needs its sources in order, each once, got {sources!r}"
+            )
 
 
 def _check_lease(lease: LeaseConfig) -> None:

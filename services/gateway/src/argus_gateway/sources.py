@@ -15,6 +15,7 @@ log = logging.getLogger("argus.sources")
 _dec = msgspec.msgpack.Decoder(SourceStatus)
 
 MISSED_BEATS = 3  # heartbeats a source may miss before the gateway calls it down
+RESTARTED = "source restarted"
 GATEWAY = "gateway"  # the `source` of the gateway's own STATUS (NATS lost, no source heard)
 
 
@@ -56,6 +57,12 @@ class SourceTracker:
             self._by_symbol.setdefault(st.symbol, {})[st.source] = st
             return st if prev is None or prev.state != st.state or prev.reason != st.reason else None
         prev = self.overall.get(st.source)
+        if prev is not None and st.started and not st.reason:
+            if prev.started and prev.started != st.started:
+                # another process publishes the source now: clients hear of it even when nothing else changed
+                st.reason = f"{RESTARTED}: its ingestor publishes again since {st.started}"
+            elif prev.started == st.started and (prev.reason or "").startswith(RESTARTED):
+                st.reason = prev.reason  # the same process's next heartbeat: nothing new to tell
         self.overall[st.source] = st
         if was_silent or prev is None:
             return st if (was_silent or st.state != "live" or st.unsupported) else None

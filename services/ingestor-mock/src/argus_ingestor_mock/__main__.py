@@ -16,6 +16,9 @@ FLAG_KEYS = {
     "history": "datasource.options.mock.history",
     "history_periods": "datasource.options.mock.history_periods",
     "history_trades": "datasource.options.mock.history_trades",
+    "name": "datasource.options.mock.name",
+    "book": "datasource.options.mock.book",
+    "steps": "datasource.options.mock.steps",
 }
 ENV_KEYS = {
     "MOCK_RATE": "datasource.options.mock.rate",
@@ -25,6 +28,9 @@ ENV_KEYS = {
     "MOCK_HISTORY": "datasource.options.mock.history",
     "MOCK_HISTORY_PERIODS": "datasource.options.mock.history_periods",
     "MOCK_HISTORY_TRADES": "datasource.options.mock.history_trades",
+    "MOCK_NAME": "datasource.options.mock.name",
+    "MOCK_BOOK": "datasource.options.mock.book",
+    "MOCK_STEPS": "datasource.options.mock.steps",
 }
 
 
@@ -40,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--history-periods", help="kline periods seeded, comma-separated (default all: 1m,5m,15m,30m,60m,1d)"
     )
     p.add_argument("--history-trades", type=int, help="trades seeded per symbol (default 200)")
+    p.add_argument(
+        "--book", choices=["true", "false"], help="quotes with the 5-level book (default true; false: like Yahoo's)"
+    )
+    p.add_argument(
+        "--steps", type=float, help="steps per second the updates are spread over (default 50; = rate: one burst)"
+    )
+    p.add_argument("--name", help="the source name it publishes as (default mock; another to drill failover)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -241,10 +241,21 @@ class Instrument:
         """Close bars and the 分时 minute that ended without trades (market closed, symbol idle)."""
         return self.bars.roll(now_ms, periods, PERIODS if keep else None), self.line.roll(now_ms, tick or keep)
 
-    def quote(self, when: str) -> Quote:
+    def quote(self, when: str, book: bool = True) -> Quote:
+        last = self.last_t
+        if not book:  # a source without depth (Yahoo's, an index feed)
+            return Quote(
+                price=last / 100,
+                open=self.open_t / 100,
+                high=self.high_t / 100,
+                low=self.low_t / 100,
+                prev_close=self.prev_close_t / 100,
+                volume=self.volume,
+                amount=self.amount_t / 100,
+                timestamp=when,
+            )
         # The book draws 64 bits from its own generator: 1 for the touch, 6 per level's volume.
         bits = self.book.getrandbits(64)
-        last = self.last_t
         # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
         b = last - 1 if bits >> 63 else last
         if b < 5:

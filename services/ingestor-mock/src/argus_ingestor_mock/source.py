@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +51,9 @@ Plan = tuple[bool, bool, bool, tuple[str, ...]]
 QUOTE_ONLY: Plan = (True, False, False, ())
 
 
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")  # a source name is a NATS subject token
+
+
 def universe_symbols(n: int) -> list[str]:
     return [f"{i:06d}.SZ" for i in range(1, n + 1)]
 
@@ -63,6 +67,14 @@ class MockOptions:
         seed = options.get("seed")
         self.seed = int(seed) if seed not in (None, "") else None
         self.schedule = str(options.get("schedule", "always"))
+        self.name = str(options.get("name") or "mock")
+        self.book = _flag("book", options.get("book", True))  # False: quotes without the 5-level book
+        steps = options.get("steps")
+        self.steps = float(steps) if steps not in (None, "") else STEPS_PER_SECOND  # 10 at rate 10: one burst
+        if not self.steps > 0:
+            raise ValueError(f"steps: must be > 0, got {self.steps}")
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"name: lower-case letters, digits and '-', starting with a letter, got {self.name!r}")
         if not self.rate > 0:
             raise ValueError(f"rate: must be > 0, got {self.rate}")
         if self.universe < 0:
@@ -76,6 +88,17 @@ class MockOptions:
             "history_trades", options.get("history_trades", 200), TRADES_RETAINED, "trades retained per symbol"
         )
         self.history_periods = _periods(options.get("history_periods", PERIODS))
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{key}: must be true or false, got {value!r}")
 
 
 def _whole(key: str, value: Any, most: int, what: str) -> int:
@@ -108,6 +131,7 @@ class MockSource(Source):
     def __init__(self, options: dict[str, Any] | None = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__(options)
         self.opts = MockOptions(self.options)
+        self.name = self.opts.name  # `mock`, or another name to drill failover between two mocks
         self.clock = clock
         # one seed per process when none is given, so the past it answers history with is the one it walked
         self.seed = self.opts.seed if self.opts.seed is not None else random.randrange(1 << 31)
@@ -201,7 +225,7 @@ class MockSource(Source):
 
     async def events(self) -> AsyncIterator[list[Event]]:
         rate = self.opts.rate
-        slots = max(1, int(STEPS_PER_SECOND // rate))
+        slots = max(1, int(self.opts.steps // rate))
         period = 1.0 / (rate * slots)  # at most ~20 ms, so stop() is seen within that
         loop = asyncio.get_running_loop()
         next_at = loop.time()
@@ -327,7 +351,7 @@ class MockSource(Source):
         if inst is None or symbol in self._pending:
             return self.past.quote(symbol, now_ms)
         book = inst.book.getstate()
-        q = inst.quote(local_iso(now_ms, BEIJING))
+        q = inst.quote(local_iso(now_ms, BEIJING), self.opts.book)
         inst.book.setstate(book)  # a look, not a quote published: the live book draws stay as they were
         return QuoteEvent(symbol=symbol, source=self.name, quote=q)
 
@@ -339,6 +363,7 @@ class MockSource(Source):
         instruments = self.instruments
         always = self._always_set
         name = self.name
+        book = self.opts.book
         out: list[Event] = []
         append = out.append
         for sym in symbols:
@@ -351,7 +376,7 @@ class MockSource(Source):
             # always-on symbols publish every finished bar and minute: a chart opened later is full
             klines, ticks = inst.feed(now_ms, printed, periods, tick, sym in always)
             if quote:
-                append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(when)))
+                append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(when, book)))
             if trades:
                 for t in printed.trades:
                     append(TradeEvent(symbol=sym, source=name, trade=t))
@@ -364,7 +389,7 @@ class MockSource(Source):
     def _quotes_only(self, symbols: list[str], now_ms: int) -> list[Event]:
         when = local_iso(now_ms, BEIJING)
         return [
-            QuoteEvent(symbol=s, source=self.name, quote=self.instruments[s].quote(when))
+            QuoteEvent(symbol=s, source=self.name, quote=self.instruments[s].quote(when, self.opts.book))
             for s in symbols
             if (plan := self._plans.get(s)) is not None and plan[0]
         ]

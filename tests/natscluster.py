@@ -138,7 +138,7 @@ class NatsCluster:
         out = {}
         for node in self.nodes:
             if node.running:
-                status, jsz = node.monitor("/jsz?streams=true")
+                status, jsz = node.monitor("/jsz?streams=true&config=true")
                 if status == 200 and jsz:
                     out[node.name] = jsz
         return out
@@ -178,6 +178,7 @@ class NatsCluster:
                         ]
                         if behind:
                             out.append(f"stream {st['name']}: {behind} not current")
+            out.extend(self._direct_get_missing(name, view))
         for node in self.nodes:
             if not node.running:
                 continue
@@ -185,6 +186,29 @@ class NatsCluster:
             if status != 200:
                 out.append(f"{node.name}: /healthz {status} {body}")
         return out
+
+    def _direct_get_missing(self, name: str, view: dict[str, Any]) -> list[str]:
+        """Streams with direct gets whose replica on this node does not answer them yet.
+
+        A leader answers at once, a follower only once the server's periodic check found it current
+        (about 2 s after the stream was made): kill the leader before that and gets find no responder.
+        """
+        node = next(n for n in self.nodes if n.name == name)
+        hosted = [
+            st["name"]
+            for account in view.get("account_details") or []
+            for st in account.get("stream_detail") or []
+            if (st.get("config") or {}).get("allow_direct")
+        ]
+        if not hosted:
+            return []
+        status, body = node.monitor("/subsz?subs=1&acc=$G&limit=10000")
+        subjects = (
+            {sub.get("subject") for sub in ((body or {}).get("subscriptions_list") or [])} if status == 200 else set()
+        )
+        return [
+            f"{name}: {st} answers no direct get yet" for st in hosted if f"$JS.API.DIRECT.GET.{st}" not in subjects
+        ]
 
     def wait_ready(self, timeout: float = 30.0) -> float:
         """Block until a meta leader is elected and every running node is current; returns seconds waited."""

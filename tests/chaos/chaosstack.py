@@ -54,6 +54,9 @@ class Service:
             body = await r.json()
         return str(body.get("reason", ""))
 
+    async def readyz_has(self, text: str) -> bool:
+        return text in await self.readyz()
+
     async def metric(self, name: str, labels: str = "") -> float:
         return await metric(self.mport, name, labels)
 
@@ -79,7 +82,7 @@ class ChaosStack:
         return Service(p, mport, port)
 
     def ingestor(self, *extra: str, env: dict[str, str] | None = None) -> Service:
-        flags = extra or MOCK_FLAGS
+        flags = (*MOCK_FLAGS, *extra)  # a later flag wins: extra may override the small market
         p, mport = start_ingestor(
             "mock", self.cluster.urls, self.log_dir, "--config", str(self.config), *flags, env=self._env(env)
         )

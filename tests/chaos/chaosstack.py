@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from feed import Feed
 from natscluster import NatsCluster, NatsNode
 from probes import metric
 from stack import Proc, start_gateway, start_ingestor
@@ -68,8 +69,19 @@ class ChaosStack:
         self.cluster = cluster
         self.log_dir = log_dir
         self.procs = procs
+        self.feeds: list[Feed] = []
         self.config = log_dir / "chaos.yaml"
         self.config.write_text(yaml.safe_dump(CONFIG))
+
+    async def feed(self, port: int, name: str) -> Feed:
+        """A WebSocket client read in the background; closed after the test, whatever happened."""
+        f = await Feed.open(port, name)
+        self.feeds.append(f)
+        return f
+
+    async def close(self) -> None:
+        for f in self.feeds:
+            await f.close()
 
     def _env(self, env: dict[str, str] | None) -> dict[str, str]:
         return {**R3_ENV, **(env or {})}

@@ -8,7 +8,7 @@ longer than the bounds the README documents. Measured times are printed (`pytest
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,9 @@ def cluster() -> Iterator[NatsCluster]:
 
 
 @pytest.fixture
-def chaos(cluster: NatsCluster, tmp_path: Path, procs: list[Proc]) -> ChaosStack:
+async def chaos(cluster: NatsCluster, tmp_path: Path, procs: list[Proc]) -> AsyncIterator[ChaosStack]:
     cluster.start_all()  # a test that failed half-way may have left a node down
     cluster.wait_ready()
-    return ChaosStack(cluster, tmp_path, procs)
+    stack = ChaosStack(cluster, tmp_path, procs)
+    yield stack
+    await stack.close()  # its clients first, then `procs` stops the services

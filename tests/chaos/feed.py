@@ -110,8 +110,9 @@ class Feed:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        with contextlib.suppress(Exception):
-            await self.client.close()
+        with contextlib.suppress(Exception):  # the gateway may be gone (kill -9): close what is ours anyway
+            await self.client.ws.close()
+        await self.client.http.close()
 
 
 def brief(m: dict[str, Any]) -> str:

@@ -39,9 +39,9 @@ async def test_failover_to_the_next_source_and_back(cluster: NatsCluster, chaos:
     b = chaos.ingestor("--name", "mock-b", env=ENV)
     await until(lambda: b.readyz_has("ok"), 15, "mock-b is up")
     gw = chaos.gateway()
-    live = await Feed.open(gw.port, "live")
+    live = await chaos.feed(gw.port, "live")
     await live.subscribe(SYMBOLS, ["quote", "trade"], snapshot=False)
-    snap = await Feed.open(gw.port, "snap")
+    snap = await chaos.feed(gw.port, "snap")
     await snap.subscribe(SYMBOLS, ["quote", "trade"])
     feeds = (live, snap)
     for f in feeds:
@@ -80,8 +80,6 @@ async def test_failover_to_the_next_source_and_back(cluster: NatsCluster, chaos:
         check_status_settled(f.messages)
     assert max(switched) < SWITCH_BOUND
     assert min(back) > RECOVER_AFTER, "the better source takes the markets back only after recover_after"
-    for f in feeds:
-        await f.close()
 
 
 async def _switch(f: Feed, to: str, frm: str, since: float, bound: float) -> float:

@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from chaosstack import ChaosStack, report
-from feed import Feed, is_data, is_status
+from feed import is_data, is_status
 from natscluster import NatsCluster
 from seqcheck import check_seqs, check_status_settled, gap_summary
 
@@ -28,7 +28,7 @@ async def test_full_nats_stop_and_restart(cluster: NatsCluster, chaos: ChaosStac
     loop = asyncio.get_running_loop()
     ingestor = chaos.ingestor()
     gw = chaos.gateway()
-    feeds = [await Feed.open(gw.port, "live"), await Feed.open(gw.port, "snap")]
+    feeds = [await chaos.feed(gw.port, "live"), await chaos.feed(gw.port, "snap")]
     await feeds[0].subscribe(SYMBOLS, ["quote", "trade"], snapshot=False)
     await feeds[1].subscribe(SYMBOLS, ["quote", "trade"])
     for f in feeds:
@@ -60,7 +60,7 @@ async def test_full_nats_stop_and_restart(cluster: NatsCluster, chaos: ChaosStac
 
     # file storage kept the retained state: a gateway with nothing in memory serves snapshots from it ...
     fresh_gw = chaos.gateway()
-    fresh = await Feed.open(fresh_gw.port, "fresh")
+    fresh = await chaos.feed(fresh_gw.port, "fresh")
     asked = time.monotonic()
     await fresh.subscribe(SYMBOLS, ["quote", "trade"])
     for sym in SYMBOLS:
@@ -80,4 +80,3 @@ async def test_full_nats_stop_and_restart(cluster: NatsCluster, chaos: ChaosStac
         print(f"[chaos]   {f.name}: {gap_summary(logs)}")
         assert not any(s.resets for s in logs.values()), f"{f.name}: file retention survived: never a reset"
         check_status_settled(f.messages)
-        await f.close()

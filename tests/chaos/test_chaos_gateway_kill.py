@@ -29,7 +29,7 @@ async def test_clients_of_a_killed_gateway_resume_on_the_other(cluster: NatsClus
     doomed, other = chaos.gateway(), chaos.gateway()
     before: dict[str, Feed] = {}
     for name, (symbols, types, snapshot) in CLIENTS.items():
-        before[name] = await Feed.open(doomed.port, name)
+        before[name] = await chaos.feed(doomed.port, name)
         await before[name].subscribe(symbols, types, periods=["1m"], snapshot=snapshot)
     for f in before.values():
         await f.wait_data(15, type="trade")
@@ -43,7 +43,7 @@ async def test_clients_of_a_killed_gateway_resume_on_the_other(cluster: NatsClus
         await before[name].wait_closed(5)
         # resume every stream from the last seq this client accounted for, as a client library does
         resume = {key: log.last for key, log in check_seqs(before[name].messages).items()}
-        after[name] = f = await Feed.open(other.port, f"{name}-resumed")
+        after[name] = f = await chaos.feed(other.port, f"{name}-resumed")
         await f.subscribe(symbols, types, periods=["1m"], resume=resume)
         at, msg = await f.wait(lambda m: m["type"] == "REPLAYED", RESUME_BOUND)
         replayed[name] = msg["data"]["streams"]
@@ -63,5 +63,3 @@ async def test_clients_of_a_killed_gateway_resume_on_the_other(cluster: NatsClus
             assert logs[f"trade:{sym}"].count > 10
         assert not any(s.resets for s in logs.values())
         check_status_settled(after[name].messages)
-    for f in (*before.values(), *after.values()):
-        await f.close()

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from chaosstack import ChaosStack, clients_on, report
-from feed import Feed, is_data, is_status
+from feed import is_data, is_status
 from natscluster import NatsCluster
 from seqcheck import check_seqs, check_status_settled, gap_summary
 
@@ -27,9 +27,9 @@ async def test_kill_each_nats_node_in_turn(cluster: NatsCluster, chaos: ChaosSta
     loop = asyncio.get_running_loop()
     chaos.ingestor()
     gw = chaos.gateway()
-    live = await Feed.open(gw.port, "live")  # live only, every type
+    live = await chaos.feed(gw.port, "live")  # live only, every type
     await live.subscribe(WATCHED, ["quote", "trade", "kline"], periods=["1m"], snapshot=False)
-    snap = await Feed.open(gw.port, "snap")  # with snapshots
+    snap = await chaos.feed(gw.port, "snap")  # with snapshots
     await snap.subscribe(WATCHED, ["quote", "trade"])
     for f in (live, snap):
         await f.wait_data(15, type="trade")
@@ -47,14 +47,13 @@ async def test_kill_each_nats_node_in_turn(cluster: NatsCluster, chaos: ChaosSta
             # window can lose its snapshot to a 503 from JetStream: reported, not tested here)
             await live.wait(lambda m: is_status(m, source="gateway", state="live"), 5, after=killed_at)
         # a new client, while the node is down: its snapshot comes from the two replicas left
-        fresh = await Feed.open(gw.port, f"fresh-{node.name}")
+        fresh = await chaos.feed(gw.port, f"fresh-{node.name}")
         asked = time.monotonic()
         await fresh.subscribe([FRESH[i]], ["quote"])
         got, _ = await fresh.wait(lambda m: is_data(m, snapshot=True), SNAPSHOT_BOUND)
         snapshot_s = got - asked
         await fresh.wait_data(10, after=got)  # and live data follows it
         check_seqs(fresh.messages)
-        await fresh.close()
         leaders_s = await releading
         settled = time.monotonic()
         for f in (live, snap):  # live data goes on for both, also once JetStream has settled
@@ -80,5 +79,3 @@ async def test_kill_each_nats_node_in_turn(cluster: NatsCluster, chaos: ChaosSta
         assert all(logs[f"trade:{s}"].count > 20 for s in WATCHED)
         check_status_settled(f.messages)
     assert max(holes) < HOLE_BOUND, f"live data's holes {holes}"
-    for f in (live, snap):
-        await f.close()

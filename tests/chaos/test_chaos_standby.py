@@ -12,7 +12,7 @@ import asyncio
 import time
 
 from chaosstack import ChaosStack, Service, report, until
-from feed import Feed, is_status
+from feed import is_status
 from natscluster import NatsCluster
 from seqcheck import check_seqs, check_status_settled, gap_summary
 
@@ -31,9 +31,9 @@ async def test_standby_takes_over_a_killed_publisher(cluster: NatsCluster, chaos
     second = chaos.ingestor()
     await until(lambda: second.readyz_has("standby"), 15, "the second ingestor stands by")
     gw = chaos.gateway()
-    live = await Feed.open(gw.port, "live")
+    live = await chaos.feed(gw.port, "live")
     await live.subscribe(SYMBOLS, ["quote", "trade"], snapshot=False)
-    snap = await Feed.open(gw.port, "snap")
+    snap = await chaos.feed(gw.port, "snap")
     await snap.subscribe(SYMBOLS, ["quote", "trade"])
     for f in (live, snap):
         await f.wait_data(15, type="trade")
@@ -68,5 +68,3 @@ async def test_standby_takes_over_a_killed_publisher(cluster: NatsCluster, chaos
         assert all(g[2] == "upstream" for s in logs.values() for g in s.gaps)
         check_status_settled(f.messages)
     assert max(resumed) < TAKEOVER_BOUND, resumed
-    for f in (live, snap):
-        await f.close()

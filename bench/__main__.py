@@ -105,6 +105,7 @@ def run(
             raise RuntimeError("load generator did not start counting")
         writes0 = gateway_counter(stack.metrics_port, "websocket_writes_total")
         store0 = gateway_counter(stack.metrics_port, "gateway_store_calls_total")
+        events0 = gateway_counter(stack.mock_metrics_port, "ingestor_events_published_total")
         cpus0, t0 = stack.cpu_seconds(), time.monotonic()
         spies = _profile(stack.named, profile, s.name, duration) if profile is not None else []
         rss_loaded = rss_kb(pid)
@@ -112,6 +113,7 @@ def run(
             raise RuntimeError("load generator gave no result")
         cpus1, t1 = stack.cpu_seconds(), time.monotonic()
         writes1 = gateway_counter(stack.metrics_port, "websocket_writes_total")
+        events = gateway_counter(stack.mock_metrics_port, "ingestor_events_published_total") - events0
         store_calls = gateway_counter(stack.metrics_port, "gateway_store_calls_total")
         store_streams = gateway_counter(stack.metrics_port, "gateway_store_requests_total")
         result = parent.recv()
@@ -149,6 +151,8 @@ def run(
         "cpu_pct": cpu_pct,  # every process of the stack, over the measuring window
         "gateway_writes_per_s": round((writes1 - writes0) / (t1 - t0)),
         "cpu_us_per_message": round(1e6 * gw_cpu / max(1, result["messages"]), 2),
+        "mock_events_per_s": round(events / (t1 - t0)),
+        "mock_cpu_us_per_event": round(1e6 * (cpus1["mock"] - cpus0["mock"]) / events, 1) if events else None,
         "bytes_per_message": round(result.get("bytes", 0) / max(1, result["messages"])) or None,
         "gateway_peak_rss_mb": round(peak_rss / 1024, 1),
         "rss_per_connection_kb": round((rss_loaded - base_rss) / max(1, result["connected"]), 1),
@@ -230,7 +234,7 @@ def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str
     return {"scenario": "knee", "knee_rate": None, "note": f"no knee up to rate {KNEE_RATES[-1]}", "steps": steps}
 
 
-HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | B/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | mock µs/event | B/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 def row(r: dict[str, Any]) -> str:
@@ -239,7 +243,7 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
         f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | "
         f"{cpu.get('gateway')}% / {cpu.get('mock')}% / {cpu.get('nats')}% | "
-        f"{r['cpu_us_per_message']} | {r.get('bytes_per_message')} | {r['gateway_writes_per_s']:,} | "
+        f"{r['cpu_us_per_message']} | {r.get('mock_cpu_us_per_event')} | {r.get('bytes_per_message')} | {r['gateway_writes_per_s']:,} | "
         f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB | "
         f"{r['ready_p99_s']} / {r['ready_max_s']} ({r['ready_within_3s_pct']}% ≤ 3 s) |"
     )

@@ -60,6 +60,7 @@ SCENARIOS = {
         Scenario("hot", 1000, 50, 50, 20.0, hot=True),
         # the same loads without snapshots: what the snapshots cost (nothing, they should)
         Scenario("seed-nosnap", 1000, 20, 1000, 1.0, snapshot=False),
+        Scenario("seed-bursty", 1000, 20, 1000, 1.0, mock_env={"MOCK_STEPS": "1"}),  # the yardstick's source shape
         Scenario("heavy-nosnap", *_HEAVY, snapshot=False),
         Scenario("hot-nosnap", 1000, 50, 50, 20.0, hot=True, snapshot=False),
         # every client subscribing in the same second, snapshots on; and the same without, for RSS

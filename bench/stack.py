@@ -69,6 +69,7 @@ class Stack:
         self.store = tempfile.mkdtemp(prefix="argus-bench-")
         self.ws_port = free_port()
         self.metrics_port = 0
+        self.mock_metrics_port = 0
 
     def _spawn(self, name: str, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "LOG_FILE": "", "LOG_LEVEL": "WARNING", **extra_env}
@@ -103,7 +104,7 @@ class Stack:
         self._spawn("nats", [nats_bin, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", self.store])
         wait_port(nats_port)
         url = f"nats://127.0.0.1:{nats_port}"
-        mport = free_port()
+        mport = self.mock_metrics_port = free_port()
         self._spawn(
             "mock",
             [

@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from chaosstack import ChaosStack, report
-from feed import is_data, is_status
+from feed import is_status
 from natscluster import NatsCluster
 from seqcheck import check_seqs, check_status_settled, gap_summary
 
@@ -65,7 +65,7 @@ async def test_full_nats_stop_and_restart(cluster: NatsCluster, chaos: ChaosStac
     await fresh.subscribe(SYMBOLS, ["quote", "trade"])
     for sym in SYMBOLS:
         for kind in ("quote", "trade"):
-            await fresh.wait(lambda m, s=sym, k=kind: is_data(m, symbol=s, type=k, snapshot=True), SNAPSHOT_BOUND)
+            await fresh.wait_data(SNAPSHOT_BOUND, symbol=sym, type=kind, snapshot=True)
     snapshot_s = time.monotonic() - asked
     # ... and an ingestor started now continues every stream from it
     ingestor.proc.stop()

@@ -41,9 +41,17 @@ async def test_an_ingestor_restart_continues_every_stream_seq(own_nats, gateway,
     seqs = seqs_of(c, "quote", "000001.SZ")
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "one numbering, no hole, no step back"
     assert not [m for m in c.seen if m["type"] == "GAP"]
+
     # a restart quicker than the gateway's silence check is still told (the ingestor's `started`)
-    told = [m["data"] for m in c.seen if m["type"] == "STATUS" and m["data"]["source"] == "mock"]
-    assert any("source restarted" in (st.get("reason") or "") and st["state"] == "live" for st in told), told
+    def told() -> list[dict]:  # type: ignore[type-arg]
+        return [m["data"] for m in c.seen if m["type"] == "STATUS" and m["data"]["source"] == "mock"]
+
+    for _ in range(50):
+        if any("source restarted" in (st.get("reason") or "") and st["state"] == "live" for st in told()):
+            break
+        await collect(c, 0.1)
+    else:
+        raise AssertionError(f"no STATUS telling of the restart: {told()}")
     await c.close()
 
 

@@ -196,7 +196,8 @@ async def test_status_changes_and_heartbeat_repeat(running, nats_url: str) -> No
     src.ctx.status("halted", symbol="000001.SZ", reason="suspended")  # unchanged: not re-sent at once
     src.ctx.status("down", reason="upstream unreachable", unsupported=["trade"])
     await wait_for(lambda: any(s.state == "down" for s in seen))
-    changes = [s for s in seen]
+    assert (seen[0].state, seen[0].symbol) == ("live", None), "a started source says so at once"
+    changes = seen[1:]
     assert [(s.state, s.symbol) for s in changes[:2]] == [("halted", "000001.SZ"), ("down", None)]
     assert changes[1].unsupported == ["trade"] and changes[1].reason == "upstream unreachable"
     seen.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,30 @@ def test_stops_promptly_while_start_up_waits_on_jetstream(
     code, took = stop_within(p, signal.SIGTERM, limit)
     assert took < limit, f"{service} took {took:.1f}s to stop:\n{p.log()[-2000:]}"
     assert code == 0, p.log()[-2000:]
+
+
+def test_a_task_that_ignores_its_cancel_cannot_keep_a_stopped_service_alive() -> None:
+    # nats-py's reconnect loop does this when NATS went away during a stop
+    code = """
+import asyncio
+from argus_service.process import run
+
+async def stubborn():
+    while True:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass
+
+async def main():
+    asyncio.get_running_loop().create_task(stubborn())
+    await asyncio.sleep(0.1)
+    return 7
+
+raise SystemExit(run(main))
+"""
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 7, done.stderr
+    assert time.monotonic() - t0 < 10, "exits after a bounded grace, not never"
+    assert "ignored their cancel" in done.stderr and "stubborn" in done.stderr

@@ -94,3 +94,7 @@ class DemandTable:
     @property
     def gateways(self) -> list[str]:
         return sorted(self._gateways)
+
+    def __len__(self) -> int:
+        """Gateways with live announcements."""
+        return len(self._gateways)

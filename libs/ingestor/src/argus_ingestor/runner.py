@@ -42,7 +42,7 @@ from argus_protocol import (
 )
 from argus_service.config import Config
 from argus_service.jetstream import ensure_streams
-from argus_service.natsconn import connect_nats
+from argus_service.natsconn import connect_nats, let_go
 from argus_service.natswire import BufferFull, publish_batch
 from argus_service.retained import StoreError, newest_per_subject
 from argus_service.tasks import Background
@@ -237,6 +237,8 @@ class Runner:
         self._apply_wanted()
         await self.history.start(self.nc, self.subjects)  # history: after the source started
         self._ready = True
+        for st in self.board.repeat():  # at once: gateways learn of a (re)started source before its data
+            self._publish_status(st)
         self._tasks = [
             asyncio.create_task(self._pump(), name="pump"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
@@ -264,9 +266,8 @@ class Runner:
                 await group.lease.release()  # the next source takes the markets at its next try
         if self.lease is not None:
             await self.lease.release()
-        if self.nc is not None and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        if self.nc is not None:
+            await let_go(self.nc)
         self.metrics.nats_connected.set(0)
 
     async def _pump(self) -> None:
@@ -457,8 +458,12 @@ class Runner:
 
     # demand -------------------------------------------------------------------------------
     async def _on_demand(self, msg) -> None:  # type: ignore[no-untyped-def]
+        known = len(self.demand)
         if self.demand.apply(msg.data):
             self._apply_wanted()
+        if len(self.demand) > known:  # a gateway new to us: it hears our state now, not at the next repeat
+            for st in self.board.repeat():
+                self._publish_status(st)
 
     def _apply_wanted(self) -> None:
         wanted = WantedSet(self.demand.union() | self.always_on)

@@ -114,3 +114,22 @@ async def _until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | Non
     with contextlib.suppress(BaseException):
         await task
     raise ConnectionError("stopped while connecting to NATS")
+
+
+DRAIN_SECONDS = 2.0  # a live NATS drains in milliseconds; longer means it is going away
+
+
+async def let_go(nc: Client) -> None:
+    """Drain a connected client (what is buffered goes out); close one that is reconnecting at
+    once: nats-py refuses to drain it, and its reconnect loop would otherwise outlive the service."""
+    if nc.is_closed:
+        return
+    try:
+        if nc.is_connected:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await nc.drain()
+            return
+    except Exception:  # noqa: BLE001 - a drain cut short: close below
+        pass
+    with contextlib.suppress(Exception):
+        await nc.close()

@@ -89,6 +89,30 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+LEFTOVER_GRACE = 1.0  # seconds tasks still running when `main` returned get to finish their cancel
+
+
+async def _then_leftovers(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """`main`, then cancel what it left running; a task that ignores its cancel (a library's
+    retry loop swallowing CancelledError) cannot keep the process alive: it exits anyway."""
+    code = 1
+    try:
+        code = int(await main())
+    finally:
+        me = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        for t in rest:
+            t.cancel()
+        if rest:
+            _, stuck = await asyncio.wait(rest, timeout=LEFTOVER_GRACE)
+            if stuck:
+                names = ", ".join(sorted({getattr(t.get_coro(), "__qualname__", t.get_name()) for t in stuck}))
+                log.warning(f"exiting with tasks that ignored their cancel: {names}")
+                logging.shutdown()
+                os._exit(code)
+    return code
+
+
 def run(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool = True) -> int:
     """Run `main` on uvloop when installed (never required), else plain asyncio."""
     tune_gc()
@@ -96,7 +120,7 @@ def run(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool = True) -
         try:
             import uvloop
 
-            return int(uvloop.run(main()))
+            return int(uvloop.run(_then_leftovers(main)))
         except ImportError:
             pass
-    return int(asyncio.run(main()))
+    return int(asyncio.run(_then_leftovers(main)))

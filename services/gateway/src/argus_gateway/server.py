@@ -19,7 +19,7 @@ from argus_protocol import CloseCode, ErrorCode, SourceStatus, Subjects, encode,
 from argus_protocol.messages import Envelope, ServerHeartbeat, Status
 from argus_service.config import Config
 from argus_service.jetstream import ensure_streams
-from argus_service.natsconn import connect_nats
+from argus_service.natsconn import connect_nats, let_go
 from argus_service.retained import DirectGet
 from argus_service.tasks import Background
 from nats.aio.client import Client
@@ -240,9 +240,8 @@ class Gateway:
         if self._store is not None:
             await self._store.close()
         await self.auth.close()
-        if self.nc is not None and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+        if self.nc is not None:
+            await let_go(self.nc)
         log.info("gateway stopped")
 
     # ------------------------------------------------------------------ connections

@@ -6,7 +6,8 @@ The key is the source's name (under the deployment's subject prefix, ``prod.mock
 `renew` seconds, takes it. `create` succeeds only on an absent key and `update` only on the
 revision the holder wrote last, so two ingestors never both hold it; `held` also expires locally
 `ttl` after the last renewal, so a holder cut off from NATS stops publishing before anyone else
-can take over.
+can take over; one still connected whose renewals fail (the bucket's JetStream leader is moving)
+publishes on, since no one else can take the lease until JetStream answers again.
 
 The same lease decides which source publishes a group of markets (failover.py): there `eligible`
 says whether this source may hold it at all, `outranks` whether it should take it from the current
@@ -155,7 +156,14 @@ class SourceLease:
         if self.state == "unchecked":
             return self.fail_open
         now = self._clock()
-        return self.state == "held" and now - self._renewed_at < self.cfg.ttl and now >= self._settled_at
+        if self.state != "held" or now < self._settled_at:
+            return False
+        if now - self._renewed_at < self.cfg.ttl:
+            return True
+        # Renewals fail while NATS itself answers: the bucket's JetStream leader is moving (a NATS
+        # node died), and no one else can take the lease meanwhile either. Publishing on beats a hole.
+        failing = self._failing_since is not None and self._nc is not None and self._nc.is_connected
+        return failing and self.fail_open
 
     async def release(self) -> None:
         """Clean stop: delete our key so a standby takes over at its next try, not after the TTL."""

@@ -7,6 +7,7 @@ import asyncio
 import json
 import urllib.request
 
+import nats
 from argus_protocol import Quote, QuoteEvent, Trade, TradeEvent, encode_event, now_us
 from eventfactory import quote, subject, trade, unique_symbol
 from nats.aio.client import Client as NATS
@@ -118,3 +119,25 @@ async def test_an_event_whose_payload_names_another_stream_is_dropped(gateway, n
     _, metrics = await asyncio.get_running_loop().run_in_executor(None, get, mport, "/metrics")
     assert 'websocket_dropped_messages_total{why="foreign"} 2.0' in metrics
     await c.close()
+
+
+async def test_a_snapshot_the_store_cannot_give_is_retried_then_told_and_live_data_follows(own_nats, gateway) -> None:
+    port, mport = gateway(url=own_nats.url)
+    admin = await nats.connect(own_nats.url)
+    js = admin.jetstream()
+    await js.delete_stream("ARGUS_LAST")  # the newest-value store is gone (a node lost, an operator's slip)
+    sym = unique_symbol()
+    c = await Client.connect(port)
+    await c.subscribe([sym], ["quote"], snapshot=True)
+    told = await c.expect("STATUS", timeout=10)
+    assert told["data"]["source"] == "gateway" and told["data"]["state"] == "stale"
+    assert told["data"]["symbol"] == sym and "did not answer" in told["data"]["reason"]
+    await admin.publish(subject("quote", sym), quote(sym, 1))
+    await admin.flush()
+    got = await c.data(1, timeout=5)
+    assert got[0]["seq"] == 1 and not got[0].get("snapshot"), "the subscription itself carries on"
+    _, metrics = get(mport, "/metrics")
+    errors = [line for line in metrics.splitlines() if line.startswith("gateway_store_errors_total ")]
+    assert errors and float(errors[0].split()[1]) >= 3, "each try counted: retried before telling"
+    await c.close()
+    await admin.close()

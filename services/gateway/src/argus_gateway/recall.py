@@ -27,6 +27,8 @@ log = logging.getLogger("argus.recall")
 
 HISTORY_IN_FLIGHT = 32  # history look-ups at once; the rest queue behind them
 SEAM_RETRIES = 2  # re-reads when live events show the store had not caught up yet
+NEWEST_TRIES = 3  # look-ups of a newest value before a snapshot request is told it is unavailable
+NEWEST_RETRY_S = 0.25  # the first retry's delay; the next waits twice as long
 
 
 def day_of(event: Event) -> str:
@@ -143,28 +145,46 @@ class Recall:
         self.metrics.store_requests.labels("newest").inc(len(topics))
         calls = self.get.calls
         found: dict[str, bytes] = {}
-        failed = False
+        failed: set[str] = set()  # stores that did not answer
         answers = await asyncio.gather(
             *(self.get.last(name, subjects) for name, subjects in by_store.items()), return_exceptions=True
         )
-        for answer in answers:
+        for name, answer in zip(by_store, answers, strict=True):
             if isinstance(answer, BaseException):
-                failed = True
-                log.warning("newest values unavailable", extra={"error": str(answer)})
+                failed.add(name)
+                log.warning("newest values unavailable", extra={"store": name, "error": str(answer)})
             else:
                 found.update(answer)
         self.metrics.store_calls.inc(self.get.calls - calls)
         if failed:
             self.metrics.store_errors.inc()
         for t, subjects in wanted.items():
-            t.newest_loading = False
             best = newest_of(found, subjects)
             if best is not None and (t.newest is None or best.seq > t.newest.seq) and best.seq >= t.last_seq:
                 t.newest = best
                 t.last_seq = best.seq  # a hole up to the first live event becomes a GAP
-            if not failed:
+            if any(self.names[kind] in failed for kind, _ in newest_spots(self.subjects, t.stream)):
+                t.newest_tries += 1
+                if t.newest_tries < NEWEST_TRIES and not t.newest_known:
+                    self._loop.call_later(NEWEST_RETRY_S * t.newest_tries, self._retry_newest, t)
+                    continue  # still loading: its waiters wait for the next try
+                t.newest_unavailable = not t.newest_known
+            else:
                 t.newest_known = True
+                t.newest_unavailable = False
+            t.newest_tries = 0
+            t.newest_loading = False
             self.on_loaded(t)
+
+    def _retry_newest(self, topic: Topic) -> None:
+        if topic.newest_known:  # live data came meanwhile: that is the newest value
+            topic.newest_loading = False
+            topic.newest_tries = 0
+            self.on_loaded(topic)
+            return
+        if not self._queued:
+            self._loop.call_soon(self._send_newest)
+        self._queued.append(topic)
 
     # ---------------------------------------------------------------- histories
     async def _read_view(self, topic: Topic) -> list[Entry]:

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from argus_protocol import decode_event
-from argus_protocol.messages import Envelope, Gap, Replayed, ReplayedStream
+from argus_protocol.messages import Envelope, Gap, Replayed, ReplayedStream, Status
 
 from .dataframe import EventFrames
 from .metrics import GatewayMetrics
 from .recall import Recall
+from .sources import GATEWAY
 from .topic import Entry, Topic
 
 if TYPE_CHECKING:
@@ -258,6 +259,11 @@ class Replayer:
         if n:
             session.push_frame(blob)
             self.metrics.replayed.inc(n)
+        elif topic.newest_unavailable:  # the store did not answer, retried: the client is told, not left guessing
+            now = self.clock().decode()
+            reason = f"no snapshot or history of {topic.key}: the retention store did not answer; live data follows"
+            status = Status(source=GATEWAY, state="stale", since=now, symbol=topic.stream.symbol, reason=reason)
+            session.send(Envelope("STATUS", status, now))
         if sel.entries:
             first, last = sel.entries[0].seq, sel.entries[-1].seq
         else:

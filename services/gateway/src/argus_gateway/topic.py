@@ -51,6 +51,8 @@ class Topic:
         "newest",
         "newest_known",
         "newest_loading",
+        "newest_tries",
+        "newest_unavailable",
         "recent",
         "sessions",
         "stream",
@@ -76,6 +78,8 @@ class Topic:
         self.newest: Entry | None = None
         self.newest_known = False  # the store was asked (or live data came): `newest` is the truth
         self.newest_loading = False
+        self.newest_tries = 0  # failed look-ups in a row (the store did not answer)
+        self.newest_unavailable = False  # gave up asking: a snapshot request is told so
         self.history: list[Entry] | None = None  # compacted view, while loaded
         self.history_loading = False
         self.recent: list[Entry] | None = None  # live entries that arrive while history loads

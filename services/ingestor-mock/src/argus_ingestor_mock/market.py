@@ -243,17 +243,24 @@ class Instrument:
 
     def quote(self, when: str, book: bool = True) -> Quote:
         last = self.last_t
-        if not book:  # a source without depth (Yahoo's, an index feed)
-            return Quote(
-                price=last / 100,
-                open=self.open_t / 100,
-                high=self.high_t / 100,
-                low=self.low_t / 100,
-                prev_close=self.prev_close_t / 100,
-                volume=self.volume,
-                amount=self.amount_t / 100,
-                timestamp=when,
-            )
+        # without depth (a source like Yahoo's, an index feed): empty levels, which are not sent
+        bid_prices, bid_volumes, ask_prices, ask_volumes = self._book(last) if book else ([], [], [], [])
+        return Quote(
+            price=last / 100,
+            open=self.open_t / 100,
+            high=self.high_t / 100,
+            low=self.low_t / 100,
+            prev_close=self.prev_close_t / 100,
+            volume=self.volume,
+            amount=self.amount_t / 100,
+            timestamp=when,
+            bid_prices=bid_prices,
+            bid_volumes=bid_volumes,
+            ask_prices=ask_prices,
+            ask_volumes=ask_volumes,
+        )
+
+    def _book(self, last: int) -> tuple[list[float], list[int], list[float], list[int]]:
         # The book draws 64 bits from its own generator: 1 for the touch, 6 per level's volume.
         bits = self.book.getrandbits(64)
         # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
@@ -286,17 +293,4 @@ class Instrument:
             ask_prices = [(b + 1 + i) / 100 for i in range(LEVELS) if b + 1 + i <= hi]
             del bid_volumes[len(bid_prices) :]
             del ask_volumes[len(ask_prices) :]
-        return Quote(
-            price=last / 100,
-            open=self.open_t / 100,
-            high=self.high_t / 100,
-            low=self.low_t / 100,
-            prev_close=self.prev_close_t / 100,
-            volume=self.volume,
-            amount=self.amount_t / 100,
-            timestamp=when,
-            bid_prices=bid_prices,
-            bid_volumes=bid_volumes,
-            ask_prices=ask_prices,
-            ask_volumes=ask_volumes,
-        )
+        return bid_prices, bid_volumes, ask_prices, ask_volumes

@@ -55,6 +55,20 @@ def test_random_walk_quotes_books_and_totals_are_consistent_over_many_steps() ->
     assert len({inst.quote("x").bid_volumes[0] for _ in range(50)}) > 10  # the book does move
 
 
+def test_at_the_daily_limits_the_book_keeps_its_bids_down_and_loses_its_asks_up() -> None:
+    inst = Instrument("000001.SZ", seed=7)
+    prev = inst.prev_close_t
+    lo, hi = prev - int(prev * 0.1), prev + int(prev * 0.1)
+    for _ in range(20):  # both draws of the touch (bid1 at the last price or a tick below)
+        inst.last_t = inst.low_t = lo  # 跌停: buyers still bid the limit price
+        q = inst.quote("x")
+        assert q.bid_prices and q.bid_prices[0] == lo / 100 and min(q.bid_prices) >= lo / 100
+        assert q.ask_prices[0] > q.bid_prices[0]
+        inst.last_t = inst.high_t = hi  # 涨停: nobody sells above the limit
+        q = inst.quote("x")
+        assert max(q.ask_prices, default=0) <= hi / 100 and q.bid_prices[0] <= hi / 100
+
+
 def test_bars_and_minute_line_agree_with_the_quote_over_a_day() -> None:
     inst = Instrument("600000.SH", seed=11)
     closed_1m = 0

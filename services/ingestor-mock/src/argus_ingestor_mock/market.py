@@ -265,12 +265,12 @@ class Instrument:
         bits = self.book.getrandbits(64)
         # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
         b = last - 1 if bits >> 63 else last
-        if b < 5:
-            b = 5
         # Levels past the ±10% limit cannot hold orders: they are left out (an empty level is no level).
         prev = self.prev_close_t
         lo = prev - int(prev * LIMIT)
         hi = prev + int(prev * LIMIT)
+        if b < max(5, lo):  # at limit-down buyers still bid the limit price (跌停); at limit-up no one asks
+            b = max(5, lo)
         bid_volumes = [
             ((bits & 63) + 1) * LOT,
             ((bits >> 6 & 63) + 1) * LOT,

@@ -6,8 +6,8 @@ The key is the source's name (under the deployment's subject prefix, ``prod.mock
 `renew` seconds, takes it. `create` succeeds only on an absent key and `update` only on the
 revision the holder wrote last, so two ingestors never both hold it; `held` also expires locally
 `ttl` after the last renewal, so a holder cut off from NATS stops publishing before anyone else
-can take over; one still connected whose renewals fail (the bucket's JetStream leader is moving)
-publishes on, since no one else can take the lease until JetStream answers again.
+can take over; one still connected whose renewal JetStream does not answer (the bucket's leader is
+moving) turns `unchecked` and publishes on, since no one else can take the lease meanwhile.
 
 The same lease decides which source publishes a group of markets (failover.py): there `eligible`
 says whether this source may hold it at all, `outranks` whether it should take it from the current
@@ -156,14 +156,7 @@ class SourceLease:
         if self.state == "unchecked":
             return self.fail_open
         now = self._clock()
-        if self.state != "held" or now < self._settled_at:
-            return False
-        if now - self._renewed_at < self.cfg.ttl:
-            return True
-        # Renewals fail while NATS itself answers: the bucket's JetStream leader is moving (a NATS
-        # node died), and no one else can take the lease meanwhile either. Publishing on beats a hole.
-        failing = self._failing_since is not None and self._nc is not None and self._nc.is_connected
-        return failing and self.fail_open
+        return self.state == "held" and now - self._renewed_at < self.cfg.ttl and now >= self._settled_at
 
     async def release(self) -> None:
         """Clean stop: delete our key so a standby takes over at its next try, not after the TTL."""
@@ -273,10 +266,12 @@ class SourceLease:
             log.debug("lease attempt failed", extra={"key": self.key, "error": repr(e)})
             now = self._clock()
             self._failing_since = self._failing_since or now
-            if self.state in ("starting", "held") and now - self._failing_since >= self.cfg.ttl:
-                self._enter(
-                    "unchecked", problem=f"JetStream has not answered for {self.cfg.ttl:g}s ({type(e).__name__})"
-                )
+            # A holder is only tried while connected: JetStream itself is not answering (the bucket's
+            # leader is moving after a NATS node died), and no one can take the lease meanwhile, so
+            # one that may fail open does so at once rather than leave a hole; others wait a TTL.
+            waited = now - self._failing_since >= self.cfg.ttl
+            if (self.state == "held" and self.fail_open) or (self.state in ("starting", "held") and waited):
+                self._enter("unchecked", problem=f"JetStream did not answer ({type(e).__name__})")
 
     async def _waited_our_turn(self, kv: KeyValue) -> bool:
         """An absent key is left `delay` seconds to better-ranked takers; False while we wait."""

@@ -84,7 +84,7 @@ class LeaseMetrics:
             registry=registry,
         )
         self.withheld = Counter(
-            "ingestor_lease_withheld_events_total", "Events not published because another ingestor holds the lease",
+            "ingestor_lease_withheld_events_total", "Events not published: another holds the source's or its market group's lease",
             registry=registry,
         )  # fmt: skip
         self.transitions = Counter(

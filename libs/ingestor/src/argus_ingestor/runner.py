@@ -78,11 +78,6 @@ class IngestorMetrics:
             ["markets"],
             registry=registry,
         )
-        self.withheld = Counter(
-            "ingestor_withheld_events_total",
-            "Events made but not published: no right to publish them",
-            registry=registry,
-        )
 
 
 class _Right:
@@ -337,10 +332,8 @@ class Runner:
             self.metrics.published.labels(etype).inc(n)
         if failed:
             self.metrics.publish_errors.inc(failed)
-        if withheld:
-            self.metrics.withheld.inc(withheld)
-            if self.lease is not None:
-                self.lease.withhold(withheld)
+        if withheld and self.lease is not None:
+            self.lease.withhold(withheld)
 
     def _new_state(self, stream: Stream) -> _StreamState:
         right = self._right_of.get(market_of(stream.symbol), self._rest)

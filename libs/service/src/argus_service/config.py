@@ -272,6 +272,13 @@ _BOOL_WORDS = {
 }  # fmt: skip
 
 
+def yes_no(value: object) -> bool | None:
+    """A yes/no word as operators write it (true/false, yes/no, on/off, 1/0, any case); None if not one."""
+    if isinstance(value, bool):
+        return value
+    return _BOOL_WORDS.get(str(value).strip().lower())
+
+
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node = tree
     parts = dotted.split(".")
@@ -340,11 +347,12 @@ def _normalize(tree: dict[str, Any], cls: type[Any], origin: Mapping[str, str]) 
             continue
         word = value.strip()
         if isinstance(kind, msgspec.inspect.BoolType):
-            if word.lower() not in _BOOL_WORDS:
+            flag = yes_no(word)
+            if flag is None:
                 raise ConfigError(
                     f"config error: {_where(dotted, origin)}: {value!r} is not a yes/no value (true/false, yes/no, on/off, 1/0)"
                 )
-            _set(tree, dotted, _BOOL_WORDS[word.lower()])
+            _set(tree, dotted, flag)
             continue
         choices = {str(v).lower(): v for v in kind.values}
         if word.lower() not in choices:

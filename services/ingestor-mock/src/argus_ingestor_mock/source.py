@@ -28,6 +28,7 @@ from typing import Any
 
 from argus_ingestor import HistoryAnswer, HistoryQuery, Source, SourceContext, WantedSet
 from argus_protocol import BEIJING, PERIODS, Event, KlineEvent, QuoteEvent, Stream, TickEvent, TradeEvent
+from argus_service.config import yes_no
 
 from .deep import MockPast
 from .history import PastPlan, SeedSpec, plan_past, walk_past
@@ -68,7 +69,10 @@ class MockOptions:
         self.seed = int(seed) if seed not in (None, "") else None
         self.schedule = str(options.get("schedule", "always"))
         self.name = str(options.get("name") or "mock")
-        self.book = _flag("book", options.get("book", True))  # False: quotes without the 5-level book
+        book = yes_no(options.get("book", True))
+        if book is None:
+            raise ValueError(f"book: must be true or false, got {options.get('book')!r}")
+        self.book = book  # False: quotes without the 5-level book
         steps = options.get("steps")
         self.steps = float(steps) if steps not in (None, "") else STEPS_PER_SECOND  # 10 at rate 10: one burst
         if not self.steps > 0:
@@ -88,17 +92,6 @@ class MockOptions:
             "history_trades", options.get("history_trades", 200), TRADES_RETAINED, "trades retained per symbol"
         )
         self.history_periods = _periods(options.get("history_periods", PERIODS))
-
-
-def _flag(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{key}: must be true or false, got {value!r}")
 
 
 def _whole(key: str, value: Any, most: int, what: str) -> int:

@@ -1,4 +1,5 @@
-"""The whole local stack as a user meets it: mock ingestor, NATS, gateway on :8765."""
+"""The whole local stack as a user meets it: mock ingestor, NATS, gateway; the README snippet and the
+examples run as written, pointed at a free port instead of their default :8765."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from stack import Proc, start_ingestor
 from wsclient import Client
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = 8765  # the README snippet and the example use it verbatim
+EXAMPLE = ROOT / "examples" / "websocket_client_example.py"
+DEFAULT_URL = "ws://localhost:8765/"  # what the README snippet and the examples connect to
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +41,11 @@ def stack(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[i
 def start_gateway_on(nats_url: str, log_dir: Path) -> tuple[Proc, int, int]:
     from natsserver import wait_port as wp
 
-    mport = free_port()
+    port, mport = free_port(), free_port()
     argv = [
         str(Path(sys.executable).parent / "argus-gateway"),
         "--port",
-        str(PORT),
+        str(port),
         "--metrics-port",
         str(mport),
         "--nats-url",
@@ -51,11 +53,11 @@ def start_gateway_on(nats_url: str, log_dir: Path) -> tuple[Proc, int, int]:
     ]
     p = Proc(argv, {"LOG_FILE": str(log_dir / "gateway.jsonl")}, log_dir, "gateway")
     try:
-        wp(PORT, 20)
+        wp(port, 20)
     except TimeoutError:
         p.stop()
-        raise RuntimeError(f"gateway did not start on :{PORT} (is something else holding it?)\n{p.log()}") from None
-    return p, PORT, mport
+        raise RuntimeError(f"gateway did not start on :{port}\n{p.log()}") from None
+    return p, port, mport
 
 
 def readme_snippet() -> str:
@@ -67,7 +69,9 @@ def readme_snippet() -> str:
 
 def test_readme_snippet_prints_quote_and_tick_for_both_symbols(stack: int, tmp_path: Path) -> None:
     script = tmp_path / "snippet.py"
-    script.write_text(readme_snippet())
+    snippet = readme_snippet()
+    assert DEFAULT_URL in snippet, "the README's snippet connects to make run's default port"
+    script.write_text(snippet.replace(DEFAULT_URL, f"ws://localhost:{stack}/"))
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     want = {(s, t) for s in ("000001.SZ", "600000.SH") for t in ("quote", "tick")}
     seen: set[tuple[str, str]] = set()
@@ -91,7 +95,7 @@ def test_readme_snippet_prints_quote_and_tick_for_both_symbols(stack: int, tmp_p
 
 def test_demo_example_exits_0(stack: int) -> None:
     r = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "websocket_client_example.py"), "--mode", "demo", "--timeout", "60"],
+        [sys.executable, str(EXAMPLE), "--url", f"ws://localhost:{stack}/", "--mode", "demo", "--timeout", "60"],
         capture_output=True,
         text=True,
         timeout=90,
@@ -191,7 +195,7 @@ def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> N
 
 def test_interactive_example_subscribes_lists_unsubscribes_and_quits(stack: int) -> None:
     p = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "websocket_client_example.py"), "--mode", "interactive"],
+        [sys.executable, str(EXAMPLE), "--url", f"ws://localhost:{stack}/", "--mode", "interactive"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -121,11 +121,10 @@ class SourceLease:
         self.healthy = healthy  # written into our record at every renewal
         self.delay = delay  # seconds an absent key waits for better-ranked takers before we create it
         self.fail_open = fail_open  # publish when the lease cannot be checked (only one side may)
-        self.took_over_from: LeaseRecord | None = None  # the previous holder, when we took it
         self.on_lost: list[Callable[[], None]] = []  # called when a held lease goes to someone else
         self.on_acquired: list[Callable[[], None]] = []
         self.state: State = "starting"
-        self.other: LeaseRecord | None = None  # the holder, while we stand by
+        self.other: LeaseRecord | None = None  # the holder while we stand by; whom we took it from while held
         self.problem = ""  # why the lease is unchecked
         self.metrics = LeaseMetrics(registry or CollectorRegistry())
         self._clock = clock
@@ -293,7 +292,6 @@ class SourceLease:
         self._renewed_at = self._clock()
         self._settled_at = self._renewed_at + settle
         self._failing_since = self._absent_since = None
-        self.took_over_from = previous
         if settle <= 0:
             self._enter("held", other=previous)
             return

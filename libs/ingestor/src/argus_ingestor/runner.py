@@ -371,7 +371,7 @@ class Runner:
             self._continue_from(await self._retained_heads(), right)
             right.granted = True
             self.metrics.publishing.labels(right.label).set(1)
-            previous = lease.took_over_from if lease is not None else None
+            previous = lease.other if lease is not None else None  # whom it was taken from
             if previous is not None:
                 what = f"publishing {right.label}" if right.group is not None else "publishing"
                 whom = previous.source if right.group is not None and previous.source else previous.holder

@@ -136,12 +136,11 @@ class Recall:
 
     async def _load_newest(self, topics: list[Topic]) -> None:
         by_store: dict[str, list[str]] = {}
-        wanted: dict[Topic, list[str]] = {}
+        wanted: dict[Topic, list[tuple[str, str]]] = {}  # topic -> (store name, subject) of its newest
         for t in topics:
-            spots = newest_spots(self.subjects, t.stream)
-            wanted[t] = [subject for _, subject in spots]
-            for kind, subject in spots:
-                by_store.setdefault(self.names[kind], []).append(subject)
+            spots = wanted[t] = [(self.names[kind], subject) for kind, subject in newest_spots(self.subjects, t.stream)]
+            for name, subject in spots:
+                by_store.setdefault(name, []).append(subject)
         self.metrics.store_requests.labels("newest").inc(len(topics))
         calls = self.get.calls
         found: dict[str, bytes] = {}
@@ -158,12 +157,12 @@ class Recall:
         self.metrics.store_calls.inc(self.get.calls - calls)
         if failed:
             self.metrics.store_errors.inc()
-        for t, subjects in wanted.items():
-            best = newest_of(found, subjects)
+        for t, spots in wanted.items():
+            best = newest_of(found, [subject for _, subject in spots])
             if best is not None and (t.newest is None or best.seq > t.newest.seq) and best.seq >= t.last_seq:
                 t.newest = best
                 t.last_seq = best.seq  # a hole up to the first live event becomes a GAP
-            if any(self.names[kind] in failed for kind, _ in newest_spots(self.subjects, t.stream)):
+            if any(name in failed for name, _ in spots):
                 t.newest_tries += 1
                 if t.newest_tries < NEWEST_TRIES and not t.newest_known:
                     self._loop.call_later(NEWEST_RETRY_S * t.newest_tries, self._retry_newest, t)

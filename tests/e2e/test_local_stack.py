@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from launcher import Launcher
 from natsserver import free_port, wait_port
 from stack import Proc, start_ingestor
 from wsclient import Client
@@ -143,30 +144,10 @@ async def test_all_four_types_and_kline_periods_are_consistent(stack: int) -> No
 
 
 def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
-    ports = {k: str(free_port()) for k in ("NATS_PORT", "WEBSOCKET_PORT", "METRICS_PORT", "INGESTOR_METRICS_PORT")}
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
-    env.update(ports)
-    p = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "run_local_stack.py")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    out: list[str] = []
+    launcher = Launcher({})
+    p, ports = launcher.p, launcher.ports
     try:
-        assert p.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            out.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        banner = "".join(out)
+        banner = launcher.banner()
         assert f"ws://localhost:{ports['WEBSOCKET_PORT']}/" in banner, banner[-3000:]
         wait_port(int(ports["WEBSOCKET_PORT"]), 5)
 
@@ -178,7 +159,7 @@ def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> N
             return d
 
         assert asyncio.run(one_quote())["symbol"] == "600000.SH"
-        children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        children = launcher.children()
         assert len(children) == 3  # nats-server, ingestor, gateway
         p.send_signal(signal.SIGINT)
         assert p.wait(40) == 0
@@ -190,7 +171,6 @@ def test_make_run_stack_starts_and_ctrl_c_leaves_no_process(tmp_path: Path) -> N
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 def test_interactive_example_subscribes_lists_unsubscribes_and_quits(stack: int) -> None:

@@ -125,9 +125,11 @@ class FakeMarket:
         return bytes(out)
 
     def minutes_body(self, market: int, code: str) -> bytes:
-        points = self.minutes.get((market, code), [])
-        d = self.dec((market, code))
-        out = bytearray(struct.pack("<HH", len(points), 0))
+        return self._minutes(self.minutes.get((market, code), []), self.dec((market, code)), "<HH")
+
+    def _minutes(self, points: list[tuple[float, int]], d: int, head: str) -> bytes:
+        """分时 points as TDX sends them: a count header, then price deltas and volumes as varints."""
+        out = bytearray(struct.pack(head, len(points), 0))
         last = 0
         for price, vol in points:
             p = w.raw_price(price, d)
@@ -146,15 +148,7 @@ class FakeMarket:
         return bytes(out)
 
     def history_minutes_body(self, market: int, code: str, day: int) -> bytes:
-        points = self.history_minutes.get((market, code, day), [])
-        d = self.dec((market, code))
-        out = bytearray(struct.pack("<HI", len(points), 0))
-        last = 0
-        for price, vol in points:
-            p = w.raw_price(price, d)
-            out += w.varint(p - last) + w.varint(0) + w.varint(vol)
-            last = p
-        return bytes(out)
+        return self._minutes(self.history_minutes.get((market, code, day), []), self.dec((market, code)), "<HI")
 
     def history_transactions_body(self, market: int, code: str, start: int, count: int, day: int) -> bytes:
         rows = self.history_transactions.get((market, code, day), [])

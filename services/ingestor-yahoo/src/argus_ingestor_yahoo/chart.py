@@ -35,15 +35,9 @@ class Bar(msgspec.Struct, frozen=True):
     volume: int
 
 
-class AdjBar(msgspec.Struct, frozen=True):
+class AdjBar(Bar, frozen=True):
     """One bar of any interval with Yahoo's adjusted close (dividends and splits)."""
 
-    ts_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: int
     adj_close: float
 
 

@@ -59,6 +59,7 @@ def run(
     ablate: str | None = None,
     yardstick: bool = False,
     profile: Path | None = None,
+    mock_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     duration = duration or s.duration
     two_cores = (os.cpu_count() or 1) >= 2
@@ -69,7 +70,7 @@ def run(
         0 if two_cores else None,
         deflate=s.deflate,
         gateway_env=gateway_env,
-        mock_env=s.mock_env,
+        mock_env={**s.mock_env, **(mock_env or {})},
         ablate=ablate,
     )
     stack.start()
@@ -277,6 +278,13 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="environment for the gateway, to measure a setting (e.g. WEBSOCKET_FLUSH_INTERVAL_MS=2)",
     )
+    p.add_argument(
+        "--mock-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the mock, over the scenario's (e.g. MOCK_STEPS=50)",
+    )
     p.add_argument("--ablate", choices=sorted(ABLATIONS), help="run the gateway with one technique undone")
     p.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateway and the mock into DIR (svg, raw)")
     p.add_argument(
@@ -284,6 +292,7 @@ def main() -> int:
     )
     args = p.parse_args()
     gw_env = dict(item.split("=", 1) for item in args.gateway_env)
+    mock_env = dict(item.split("=", 1) for item in args.mock_env)
     names = [args.scenario] if args.scenario else [*SCENARIOS, "knee"]
     RESULTS.mkdir(exist_ok=True)
     info = machine()
@@ -294,7 +303,9 @@ def main() -> int:
         if name == "knee":
             result = knee(args.duration or 10.0, gw_env)
         else:
-            result = run(SCENARIOS[name], args.duration, None, gw_env, args.ablate, profile=args.profile)
+            result = run(
+                SCENARIOS[name], args.duration, None, gw_env, args.ablate, profile=args.profile, mock_env=mock_env
+            )
             if name in COMPARED and not args.no_yardstick and YARDSTICK.exists():
                 print(row(result), flush=True)
                 ys = run(SCENARIOS[name], args.duration, None, None, None, yardstick=True)

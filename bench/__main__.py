@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import loadgen
+from . import loadgen, sendfloor
 from .ablate import ABLATIONS
 from .procstat import rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
@@ -212,15 +212,22 @@ def top_frames(raw: Path, n: int = 12) -> list[tuple[float, float, str]]:
 
 COMPARED = ("seed", "heavy", "hot", "wide")  # run beside the yardstick under the same load
 YARDSTICK_KEYS = (
-    "delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "bytes_per_message", "gateway_writes_per_s"
+    "delivered_pct", "p50_ms", "p99_ms", "gateway_cpu_pct", "cpu_us_per_message", "send_floor_us_per_message",
+    "bytes_per_message", "gateway_writes_per_s"
 )  # fmt: skip
+
+
+def with_floor(r: dict[str, Any], us_per_send: float) -> dict[str, Any]:
+    """The CPU per delivered message its writes alone cost at the host's floor (sendfloor.py)."""
+    r["send_floor_us_per_message"] = round(r["gateway_writes_per_s"] * us_per_send / max(1, r["delivered_per_s"]), 2)
+    return r
 
 
 def _quantile(sorted_s: list[float], q: float) -> float | None:
     return round(sorted_s[min(len(sorted_s) - 1, int(q * len(sorted_s)))], 3) if sorted_s else None
 
 
-def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str, Any]:
+def knee(duration: float, gateway_env: dict[str, str] | None = None, us_per_send: float = 0.0) -> dict[str, Any]:
     """Raise the seed scenario's rate until p99 > 100 ms or delivery < 99 %."""
     base = SCENARIOS["seed"]
     steps = []
@@ -228,14 +235,14 @@ def knee(duration: float, gateway_env: dict[str, str] | None = None) -> dict[str
         r = run(
             Scenario("knee", base.clients, base.symbols_per_client, base.universe, rate), duration, None, gateway_env
         )
-        steps.append(r)
+        steps.append(with_floor(r, us_per_send))
         print(row(r), flush=True)
         if (r["p99_ms"] or 0) > 100 or r["delivered_pct"] < 99:
             return {"scenario": "knee", "knee_rate": rate, "knee_offered_per_s": r["offered_per_s"], "steps": steps}
     return {"scenario": "knee", "knee_rate": None, "note": f"no knee up to rate {KNEE_RATES[-1]}", "steps": steps}
 
 
-HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | mock µs/event | B/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = "| scenario | clients | offered/s | delivered/s | delivered | p50 ms | p99 ms | p99.9 ms | CPU gateway / mock / nats | CPU µs/msg | of it, sends' floor | mock µs/event | B/msg | writes/s | peak RSS | RSS/conn | subscribed → ready p99 / max s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 
 def row(r: dict[str, Any]) -> str:
@@ -244,7 +251,7 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['scenario']} (rate {r['rate']:g}){' ' + r['ablation'] if r.get('ablation') else ''} | {r['connected']}/{r['clients']} | {r['offered_per_s']:,} | {r['delivered_per_s']:,} | "
         f"{r['delivered_pct']}% | {r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | "
         f"{cpu.get('gateway')}% / {cpu.get('mock')}% / {cpu.get('nats')}% | "
-        f"{r['cpu_us_per_message']} | {r.get('mock_cpu_us_per_event')} | {r.get('bytes_per_message')} | {r['gateway_writes_per_s']:,} | "
+        f"{r['cpu_us_per_message']} | {r.get('send_floor_us_per_message')} | {r.get('mock_cpu_us_per_event')} | {r.get('bytes_per_message')} | {r['gateway_writes_per_s']:,} | "
         f"{r['gateway_peak_rss_mb']} MB | {r['rss_per_connection_kb']} KB | "
         f"{r['ready_p99_s']} / {r['ready_max_s']} ({r['ready_within_3s_pct']}% ≤ 3 s) |"
     )
@@ -297,18 +304,27 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     info = machine()
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, Python {info['python']}\n")
+    two_cores = (os.cpu_count() or 1) >= 2
+    floor = sendfloor.measure(send_core=0 if two_cores else None, read_core=1 if two_cores else None)
+    info["send_floor"] = floor
+    print(
+        f"send floor: {floor['us_per_send']} µs of CPU per send() ({floor['sockets']:,} loopback sockets, "
+        f"{floor['size']:,} B, {floor['sends_per_s']:,}/s, a reader on the other core; bench/sendfloor.py)\n"
+    )
+    us_per_send = floor["us_per_send"]
     print(HEADER, flush=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for name in names:
         if name == "knee":
-            result = knee(args.duration or 10.0, gw_env)
+            result = knee(args.duration or 10.0, gw_env, us_per_send)
         else:
             result = run(
                 SCENARIOS[name], args.duration, None, gw_env, args.ablate, profile=args.profile, mock_env=mock_env
             )
+            with_floor(result, us_per_send)
             if name in COMPARED and not args.no_yardstick and YARDSTICK.exists():
                 print(row(result), flush=True)
-                ys = run(SCENARIOS[name], args.duration, None, None, None, yardstick=True)
+                ys = with_floor(run(SCENARIOS[name], args.duration, None, None, None, yardstick=True), us_per_send)
                 ys["scenario"] = f"{name} yardstick"
                 result["yardstick"] = {k: ys[k] for k in YARDSTICK_KEYS}
                 result["cpu_per_message_vs_yardstick"] = round(

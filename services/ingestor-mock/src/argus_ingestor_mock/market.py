@@ -51,25 +51,30 @@ class Print:
 
     __slots__ = ("amount", "close", "high", "low", "open", "trades", "volume")
 
-    def __init__(self) -> None:
-        self.trades: list[Trade] = []
-        self.volume = 0
-        self.amount = 0.0
-        self.open = self.high = self.low = self.close = 0.0
+    def __init__(
+        self, trades: list[Trade], open: float, high: float, low: float, close: float, volume: int, amount: float
+    ) -> None:
+        self.trades = trades
+        self.open, self.high, self.low, self.close = open, high, low, close
+        self.volume = volume
+        self.amount = amount
 
 
 class Instrument:
     __slots__ = (
+        "_prev_t",
         "amount_t",
         "bars",
         "book",
         "day_end",
+        "hi_t",
         "high_t",
+        "ladders",
         "last_t",
         "line",
+        "lo_t",
         "low_t",
         "open_t",
-        "prev_close_t",
         "rng",
         "symbol",
         "trade_no",
@@ -77,8 +82,9 @@ class Instrument:
         "volume",
     )
 
-    def __init__(self, symbol: str, seed: int | None, tz: tzinfo = BEIJING) -> None:
+    def __init__(self, symbol: str, seed: int | None, tz: tzinfo = BEIJING, ladders: Ladders | None = None) -> None:
         self.symbol = symbol
+        self.ladders = ladders if ladders is not None else Ladders()
         self.tz = tz
         if seed is None:
             self.rng = random.Random()
@@ -117,6 +123,17 @@ class Instrument:
         self.volume = 0
         self.amount_t = 0
 
+    @property
+    def prev_close_t(self) -> int:
+        return self._prev_t
+
+    @prev_close_t.setter
+    def prev_close_t(self, ticks: int) -> None:
+        """Also the day's ±10% price limits, which follow from it."""
+        self._prev_t = ticks
+        self.lo_t = ticks - int(ticks * LIMIT)
+        self.hi_t = ticks + int(ticks * LIMIT)
+
     def step(self, now_ms: int, when: str | None = None, trades: bool = True) -> Print:
         """Trade 1-3 times around a random walk bounded by the ±10% daily limit.
 
@@ -126,49 +143,51 @@ class Instrument:
         """
         if now_ms >= self.day_end:
             self._new_day(now_ms)
-        prev = self.prev_close_t
-        lo = prev - int(prev * LIMIT)
-        hi = prev + int(prev * LIMIT)
+        lo, hi = self.lo_t, self.hi_t
         last = self.last_t
         scale = last * VOLATILITY * _SPREAD / 4096.0
-        out = Print()
-        if trades and when is None:
-            when = local_iso(now_ms, self.tz)
-        first = high = low = 0
-        volume = 0
-        amount_t = 0
         # One draw per update (a C call, not seven): 8 bits pick 1-3 trades, then 32 per trade.
         r = self.rng.getrandbits(104)
         n = 1 + ((r & 0xFF) * 3 >> 8)
-        for i in range(n):
-            r >>= 32 if i else 8
-            # a cheap bell-ish move (difference of two 12-bit uniforms), rounded to the tick
-            price = last + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
-            if price < lo:
-                price = lo
-            elif price > hi:
-                price = hi
+        r >>= 8
+        # a cheap bell-ish move (difference of two 12-bit uniforms), rounded to the tick
+        price = last + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
+        price = lo if price < lo else hi if price > hi else price
+        vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
+        prints = [(price, vol, r)]
+        first = high = low = price
+        volume = vol
+        amount_t = price * vol
+        for _ in range(n - 1):
+            r >>= 32
+            p = price + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
+            price = lo if p < lo else hi if p > hi else p
             vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
-            side = "B" if price > last else "S" if price < last else ("B" if r >> 31 & 1 else "S")
-            self.trade_no += 1
             if trades:
-                out.trades.append(
-                    Trade(time=when, price=price / 100, volume=vol, side=side, trade_id=str(self.trade_no))  # type: ignore[arg-type]
-                )
-            if i == 0:
-                first = high = low = price
-            elif price > high:
+                prints.append((price, vol, r))
+            if price > high:
                 high = price
             elif price < low:
                 low = price
-            last = price
             volume += vol
             amount_t += price * vol
-        self._book_print(out, first, high, low, last, volume, amount_t)
-        return out
+        done = self.trade_no
+        self.trade_no = done + n
+        out: list[Trade] = []
+        if trades:
+            if when is None:
+                when = local_iso(now_ms, self.tz)
+            before = last
+            for i, (price, vol, r) in enumerate(prints, done + 1):
+                side = "B" if price > before else "S" if price < before else ("B" if r >> 31 & 1 else "S")
+                out.append(Trade(time=when, price=price / 100, volume=vol, side=side, trade_id=str(i)))  # type: ignore[arg-type]
+                before = price
+        return self._book_print(out, first, high, low, price, volume, amount_t)
 
-    def _book_print(self, out: Print, first: int, high: int, low: int, last: int, volume: int, amount_t: int) -> None:
-        """One update's trading into the day (open, extremes, last, totals) and into `out`, in prices."""
+    def _book_print(
+        self, trades: list[Trade], first: int, high: int, low: int, last: int, volume: int, amount_t: int
+    ) -> Print:
+        """One update's trading into the day (open, extremes, last, totals), and as a Print, in prices."""
         if self.volume == 0:
             self.open_t = self.high_t = self.low_t = first
         if high > self.high_t:
@@ -178,9 +197,7 @@ class Instrument:
         self.last_t = last
         self.volume += volume
         self.amount_t += amount_t
-        out.open, out.high, out.low, out.close = first / 100, high / 100, low / 100, last / 100
-        out.volume = volume
-        out.amount = amount_t / 100
+        return Print(trades, first / 100, high / 100, low / 100, last / 100, volume, amount_t / 100)
 
     def step_span(self, now_ms: int, updates: float) -> Print:
         """What `updates` consecutive `step()`s would trade, drawn at once (the past walk's step).
@@ -194,9 +211,7 @@ class Instrument:
             self._new_day(now_ms)
         gauss = self.rng.gauss
         rand = self.rng.random
-        prev = self.prev_close_t
-        lo = prev - int(prev * LIMIT)
-        hi = prev + int(prev * LIMIT)
+        lo, hi = self.lo_t, self.hi_t
         last = self.last_t
         trades = max(1, round(2 * updates + gauss(0.0, 1.0) * (updates * 2 / 3) ** 0.5))
         step = last * VOLATILITY
@@ -212,9 +227,7 @@ class Instrument:
         volume = lots * LOT
         amount_t = (first + high + low + close) // 4 * volume  # a VWAP on the tick, within the range
         self.trade_no += trades
-        out = Print()
-        self._book_print(out, first, high, low, close, volume, amount_t)
-        return out
+        return self._book_print([], first, high, low, close, volume, amount_t)
 
     def feed(
         self, now_ms: int, printed: Print, periods: Collection[str] = (), tick: bool = False, keep: bool = False
@@ -250,7 +263,7 @@ class Instrument:
             open=self.open_t / 100,
             high=self.high_t / 100,
             low=self.low_t / 100,
-            prev_close=self.prev_close_t / 100,
+            prev_close=self._prev_t / 100,
             volume=self.volume,
             amount=self.amount_t / 100,
             timestamp=when,
@@ -261,36 +274,52 @@ class Instrument:
         )
 
     def _book(self, last: int) -> tuple[list[float], list[int], list[float], list[int]]:
-        # The book draws 64 bits from its own generator: 1 for the touch, 6 per level's volume.
+        # The book draws 64 bits from its own generator: 1 for the touch, 12 per side's volumes.
         bits = self.book.getrandbits(64)
         # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
         b = last - 1 if bits >> 63 else last
         # Levels past the ±10% limit cannot hold orders: they are left out (an empty level is no level).
-        prev = self.prev_close_t
-        lo = prev - int(prev * LIMIT)
-        hi = prev + int(prev * LIMIT)
+        lo, hi = self.lo_t, self.hi_t
         if b < max(5, lo):  # at limit-down buyers still bid the limit price (跌停); at limit-up no one asks
             b = max(5, lo)
-        bid_volumes = [
-            ((bits & 63) + 1) * LOT,
-            ((bits >> 6 & 63) + 1) * LOT,
-            ((bits >> 12 & 63) + 1) * LOT,
-            ((bits >> 18 & 63) + 1) * LOT,
-            ((bits >> 24 & 63) + 1) * LOT,
-        ]
-        ask_volumes = [
-            ((bits >> 30 & 63) + 1) * LOT,
-            ((bits >> 36 & 63) + 1) * LOT,
-            ((bits >> 42 & 63) + 1) * LOT,
-            ((bits >> 48 & 63) + 1) * LOT,
-            ((bits >> 54 & 63) + 1) * LOT,
-        ]
-        if b - 4 >= lo and b + 5 <= hi:  # the whole book inside the limits: the usual case, unrolled
-            bid_prices = [b / 100, (b - 1) / 100, (b - 2) / 100, (b - 3) / 100, (b - 4) / 100]
-            ask_prices = [(b + 1) / 100, (b + 2) / 100, (b + 3) / 100, (b + 4) / 100, (b + 5) / 100]
-        else:
-            bid_prices = [(b - i) / 100 for i in range(LEVELS) if b - i >= lo]
-            ask_prices = [(b + 1 + i) / 100 for i in range(LEVELS) if b + 1 + i <= hi]
-            del bid_volumes[len(bid_prices) :]
-            del ask_volumes[len(ask_prices) :]
-        return bid_prices, bid_volumes, ask_prices, ask_volumes
+        bid_volumes = VOLUME_ROWS[bits & 0xFFF]
+        ask_volumes = VOLUME_ROWS[bits >> 12 & 0xFFF]
+        if b - 4 >= lo and b + 5 <= hi:  # the whole book inside the limits: the usual case
+            bid_prices, ask_prices = self.ladders.at(b)
+            return bid_prices, bid_volumes, ask_prices, ask_volumes
+        bid_prices = [(b - i) / 100 for i in range(LEVELS) if b - i >= lo]
+        ask_prices = [(b + 1 + i) / 100 for i in range(LEVELS) if b + 1 + i <= hi]
+        return bid_prices, bid_volumes[: len(bid_prices)], ask_prices, ask_volumes[: len(ask_prices)]
+
+
+class Ladders:
+    """The five bid and five ask prices at each touch, built once and shared by every quote at it
+    (and by every instrument of a source): a quote's lists are never changed after it is built."""
+
+    __slots__ = ("_at",)
+
+    MOST = 100_000  # touches kept (a price range of 1,000 yuan); past it the table starts again
+
+    def __init__(self) -> None:
+        self._at: dict[int, tuple[list[float], list[float]]] = {}
+
+    def at(self, bid: int) -> tuple[list[float], list[float]]:
+        got = self._at.get(bid)
+        if got is None:
+            if len(self._at) >= self.MOST:
+                self._at.clear()
+            got = self._at[bid] = (
+                [(bid - i) / 100 for i in range(LEVELS)],
+                [(bid + 1 + i) / 100 for i in range(LEVELS)],
+            )
+        return got
+
+
+def _volume_rows() -> tuple[list[int], ...]:
+    """4,096 five-level volume columns (1-64 lots a level), drawn once: a book's side is one of them,
+    picked by 12 of its bits, so a quote costs two look-ups instead of ten draws."""
+    draw = random.Random(0x5EED).randrange
+    return tuple([(draw(64) + 1) * LOT for _ in range(LEVELS)] for _ in range(4096))
+
+
+VOLUME_ROWS = _volume_rows()  # read-only: quotes share these lists

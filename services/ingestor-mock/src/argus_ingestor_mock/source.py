@@ -32,7 +32,7 @@ from argus_service.config import yes_no
 
 from .deep import MockPast
 from .history import PastPlan, SeedSpec, plan_past, walk_past
-from .market import Instrument, local_iso
+from .market import Instrument, Ladders, local_iso
 from .schedule import SCHEDULES, is_open
 from .timeline import Timeline
 
@@ -131,6 +131,7 @@ class MockSource(Source):
         self.always = list(dict.fromkeys([*universe_symbols(self.opts.universe), *ALWAYS]))
         self._always_set = frozenset(self.always)
         self.instruments: dict[str, Instrument] = {}  # active and dormant
+        self._ladders = Ladders()  # book prices at each touch, shared by every instrument
         self.wanted = WantedSet()
         self._order: list[str] = []  # active symbols in update order; slot i % slots
         self._plans: dict[str, Plan] = {}  # active symbol -> what to publish
@@ -151,7 +152,7 @@ class MockSource(Source):
         self._round_events = 0
         self._round_start = 0.0
         for s in self.always:
-            self.instruments[s] = Instrument(s, self.seed)
+            self.instruments[s] = Instrument(s, self.seed, ladders=self._ladders)
             self._plans[s] = QUOTE_ONLY
             if self._seeding:
                 self._pending[s] = None
@@ -195,7 +196,7 @@ class MockSource(Source):
         for s in sorted(s for s in plans if s not in old):
             inst = self.instruments.get(s)
             if inst is None:
-                self.instruments[s] = Instrument(s, self.seed)
+                self.instruments[s] = Instrument(s, self.seed, ladders=self._ladders)
                 if self._seeding:
                     self._pending[s] = None  # goes live once its past is out (events())
                     continue

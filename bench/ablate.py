@@ -18,7 +18,8 @@ from argus_gateway.dataframe import EventFrames
 from argus_gateway.recall import entry_of
 from argus_gateway.topic import Topic
 from argus_protocol import decode_event
-from argus_service import process
+from argus_service import natswire, process
+from nats.protocol.parser import Parser
 
 
 def per_frame_writes() -> None:
@@ -97,6 +98,11 @@ def subscribe_and_wait() -> None:
     fanout.Hub._open = _open  # type: ignore[method-assign]
 
 
+def nats_py_parser() -> None:
+    """nats-py's parser (a regex and an await per MSG) instead of natswire's fast path."""
+    natswire._FastParser.parse = Parser.parse  # type: ignore[method-assign]
+
+
 def unchunked_flush() -> None:
     """One pass over every dirty socket per loop turn, however long (no 4 ms flush budget)."""
     original_init: Callable[..., None] = fanout.Hub.__init__
@@ -114,6 +120,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "async-iterator": async_iterator_subscriptions,
     "unchunked-flush": unchunked_flush,
     "subscribe-and-wait": subscribe_and_wait,
+    "nats-py-parser": nats_py_parser,
 }
 
 

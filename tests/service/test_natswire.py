@@ -97,3 +97,54 @@ async def test_a_batch_is_published_as_one_buffer_in_order_and_refused_whole_whe
     for client in (pub_side, sub_side):
         with contextlib.suppress(Exception):  # closing flushes towards a server that is gone
             await client.close()
+
+
+async def test_the_fast_reader_keeps_every_message_whole_and_in_order_beside_nats_pys_own(own_nats) -> None:
+    """Payloads from 0 B to 300 KB (control lines and payloads split across reads), messages with a
+    reply subject or headers, and a subscription of nats-py's own on the same connection: each
+    subscription gets every message, whole, in publish order, and request/reply still works."""
+    sub_side = await nats.connect(own_nats.url)
+    pub_side = await nats.connect(own_nats.url)
+    fast: list[tuple[str, bytes]] = []
+    slow: list[tuple[str, bytes]] = []
+    subscribe_now(sub_side, "fast.*", lambda msg: fast.append((msg.subject, msg.data)))
+
+    async def on_slow(msg) -> None:  # type: ignore[no-untyped-def]
+        slow.append((msg.subject, msg.data))
+
+    async def on_ask(msg) -> None:  # type: ignore[no-untyped-def]
+        await msg.respond(b"answer:" + msg.data)
+
+    await sub_side.subscribe("slow.*", cb=on_slow)
+    await sub_side.subscribe("ask", cb=on_ask)
+    await sync_subscriptions(sub_side)
+    await sync_subscriptions(pub_side)
+    sizes = [0, 1, 7, 100, 1000, 4095, 4096, 65535, 65536, 300_000]
+    sent_fast: list[tuple[str, bytes]] = []
+    sent_slow: list[tuple[str, bytes]] = []
+    for i in range(400):
+        body = bytes([i % 251]) * sizes[i % len(sizes)] + str(i).encode()
+        if i % 3 == 2:
+            await pub_side.publish(f"slow.s{i % 5}", body)
+            sent_slow.append((f"slow.s{i % 5}", body))
+        elif i % 7 == 3:
+            await pub_side.publish(f"fast.r{i % 5}", body, reply="somewhere")  # not the fast path's shape
+            sent_fast.append((f"fast.r{i % 5}", body))
+        elif i % 11 == 4:
+            await pub_side.publish(f"fast.h{i % 5}", body, headers={"X-Argus": "1"})  # HMSG
+            sent_fast.append((f"fast.h{i % 5}", body))
+        else:
+            await pub_side.publish(f"fast.f{i % 5}", body)
+            sent_fast.append((f"fast.f{i % 5}", body))
+    await pub_side.flush()
+    reply = await pub_side.request("ask", b"q", timeout=2)
+    for _ in range(200):
+        if len(fast) == len(sent_fast) and len(slow) == len(sent_slow):
+            break
+        await asyncio.sleep(0.02)
+    assert fast == sent_fast, "the fast path lost, split or reordered a message"
+    assert slow == sent_slow, "nats-py's own subscription lost or reordered a message"
+    assert reply.data == b"answer:q"
+    assert sub_side.stats["in_msgs"] >= len(sent_fast) + len(sent_slow) + 1
+    await sub_side.close()
+    await pub_side.close()

@@ -29,7 +29,7 @@ class GatewayMetrics:
         )
         self.latency = Histogram(
             "websocket_latency_seconds",
-            "Ingestor publish to gateway write, per event",
+            "Ingestor publish to gateway write, sampled: up to 32 events of each flush pass",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

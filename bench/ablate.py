@@ -103,6 +103,11 @@ def nats_py_parser() -> None:
     natswire._FastParser.parse = Parser.parse  # type: ignore[method-assign]
 
 
+def gentle_gather() -> None:
+    """Gathering that reaches max_gather at 100 % of a core (as before) instead of at 65 %."""
+    fanout.GATHER_SPAN = 0.6
+
+
 def unchunked_flush() -> None:
     """One pass over every dirty socket per loop turn, however long (no 4 ms flush budget)."""
     original_init: Callable[..., None] = fanout.Hub.__init__
@@ -121,6 +126,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "unchunked-flush": unchunked_flush,
     "subscribe-and-wait": subscribe_and_wait,
     "nats-py-parser": nats_py_parser,
+    "gentle-gather": gentle_gather,
 }
 
 

@@ -218,8 +218,10 @@ YARDSTICK_KEYS = (
 
 
 def with_floor(r: dict[str, Any], us_per_send: float) -> dict[str, Any]:
-    """The CPU per delivered message its writes alone cost at the host's floor (sendfloor.py)."""
-    r["send_floor_us_per_message"] = round(r["gateway_writes_per_s"] * us_per_send / max(1, r["delivered_per_s"]), 2)
+    """The CPU per delivered message its writes alone cost at the host's floor (sendfloor.py); None
+    for the yardstick, which counts no writes."""
+    writes = r["gateway_writes_per_s"]
+    r["send_floor_us_per_message"] = round(writes * us_per_send / max(1, r["delivered_per_s"]), 2) if writes else None
     return r
 
 

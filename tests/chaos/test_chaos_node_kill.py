@@ -29,6 +29,8 @@ async def test_kill_each_nats_node_in_turn(cluster: NatsCluster, chaos: ChaosSta
     gw = chaos.gateway()
     live = await chaos.feed(gw.port, "live")  # live only, every type
     await live.subscribe(WATCHED, ["quote", "trade", "kline"], periods=["1m"], snapshot=False)
+    for sym in WATCHED:  # both quote streams exist before "snap" asks for their snapshots
+        await live.wait(lambda m, sym=sym: is_data(m, type="quote", symbol=sym), 15)  # type: ignore[misc]
     snap = await chaos.feed(gw.port, "snap")  # with snapshots
     await snap.subscribe(WATCHED, ["quote", "trade"])
     for f in (live, snap):

@@ -99,8 +99,11 @@ def run(
         proc.start()
         signal = parent.recv() if parent.poll(600) else None
         rss_connected = base_rss
+        spies: list[subprocess.Popen[bytes]] = []
         if signal == "connected":  # a burst: everyone is connected, the wave of SUBSCRIBEs follows
             rss_connected = rss_kb(pid)
+            if profile is not None:  # a burst's profile covers its wave too
+                spies = _profile(stack.named, profile, s.name, duration + 10)
             signal = parent.recv() if parent.poll(600) else None
         if signal != "counting":
             raise RuntimeError("load generator did not start counting")
@@ -108,7 +111,8 @@ def run(
         store0 = gateway_counter(stack.metrics_port, "gateway_store_calls_total")
         events0 = gateway_counter(stack.mock_metrics_port, "ingestor_events_published_total")
         cpus0, t0 = stack.cpu_seconds(), time.monotonic()
-        spies = _profile(stack.named, profile, s.name, duration) if profile is not None else []
+        if profile is not None and not spies:
+            spies = _profile(stack.named, profile, s.name, duration)
         rss_loaded = rss_kb(pid)
         if not parent.poll(duration + 120):
             raise RuntimeError("load generator gave no result")

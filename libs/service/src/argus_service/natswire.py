@@ -105,14 +105,21 @@ class _FastParser(Parser):
                 end = self.needed + 2  # the payload nats-py's parser is waiting for, and its CRLF
             else:
                 return
-            rest = bytes(buf[end:])
-            del buf[end:]
-            await super().parse()  # exactly that one item, nats-py's way
-            if buf:  # it did not take the item whole: it gets everything, as without this class
-                buf.extend(rest)
+            # exactly that one item, nats-py's way: its parser reads `self.buf`, so it gets the item alone
+            item = self.buf = buf[:end]
+            del buf[:end]
+            try:
+                await super().parse()
+            finally:
+                reset = self.buf is not item  # the connection was reset meanwhile (reset() gave it a new buffer)
+                if not reset:
+                    self.buf = buf
+            if reset:
+                return  # what was read before the reset belongs to a connection that is gone
+            if item:  # it did not take the item whole: it gets everything, as without this class
+                buf[:0] = item
                 await super().parse()
                 return
-            buf.extend(rest)
 
     def _take_plain(self, buf: bytearray) -> None:
         """Deliver the plain MSGs at the head of `buf` to `subscribe_now` subscriptions."""

@@ -25,3 +25,18 @@ def test_counting_client_counts_what_the_gateway_sent_in_json_and_msgpack() -> N
         assert r["connected"] == 40 and r["client"] == "counting"
         assert 0.95 * s.offered <= r["delivered_per_s"] <= 1.05 * s.offered, (query, r["delivered_per_s"])
         assert r["latency_samples"] > 0 and r["p50_ms"] is not None and 0 <= r["p50_ms"] < 5000
+
+
+def test_send_floor_times_real_sends_and_the_floor_charges_a_runs_writes() -> None:
+    """bench/sendfloor.py sends to real loopback sockets drained by another process; a run's
+    'sends' floor' is its writes/s at that cost, per delivered message (None without a write count)."""
+    from bench.__main__ import with_floor
+    from bench.sendfloor import measure
+
+    floor = measure(sockets=20, size=500, rate=2000, seconds=0.5, send_core=None, read_core=None)
+    assert floor["sockets"] == 20 and floor["size"] == 500
+    assert 500 < floor["sends_per_s"] <= 2600  # paced near the rate asked for
+    assert 0 < floor["us_per_send"] < 10_000
+    run = with_floor({"gateway_writes_per_s": 10_000, "delivered_per_s": 200_000}, 10.0)
+    assert run["send_floor_us_per_message"] == 0.5
+    assert with_floor({"gateway_writes_per_s": 0, "delivered_per_s": 1}, 10.0)["send_floor_us_per_message"] is None

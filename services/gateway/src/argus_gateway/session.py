@@ -357,7 +357,10 @@ class Session:
             frames = self.pending
         if not frames:
             return 0, 0
-        nbytes = sum(map(len, frames)) if (self.quotes or self.gaps or not self.plain) else self._written_size()
+        if self.quotes or self.gaps or not self.plain:
+            nbytes = sum(map(len, frames))
+        else:
+            nbytes = self._written_size() if self.holds else self.size
         # one contiguous buffer: uvloop's writelines of 20 frames cost 9.4 µs a send, a join 6.0
         t.write(frames[0] if len(frames) == 1 else b"".join(frames))
         n = len(frames) + self.merged

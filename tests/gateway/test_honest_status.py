@@ -9,7 +9,7 @@ import urllib.request
 
 import nats
 from argus_protocol import Quote, QuoteEvent, Trade, TradeEvent, encode_event, now_us
-from eventfactory import quote, subject, trade, unique_symbol
+from eventfactory import BarPlayer, quote, subject, trade, unique_symbol
 from nats.aio.client import Client as NATS
 from natsserver import sync_subscriptions
 from wsclient import Client
@@ -141,3 +141,30 @@ async def test_a_snapshot_the_store_cannot_give_is_retried_then_told_and_live_da
     assert errors and float(errors[0].split()[1]) >= 3, "each try counted: retried before telling"
     await c.close()
     await admin.close()
+
+
+async def test_a_history_the_store_cannot_read_is_told_and_the_newest_bar_and_live_data_follow(
+    own_nats, gateway
+) -> None:
+    port, _ = gateway(url=own_nats.url)
+    admin = await nats.connect(own_nats.url)
+    js = admin.jetstream()
+    await js.delete_stream("ARGUS_KLINE")  # closed bars' store gone; the forming bar's (ARGUS_LAST) is not
+    sym = unique_symbol()
+    bars = BarPlayer(admin, "kline", sym)
+    for i in range(3):
+        await bars.bar(f"2026-01-05T09:3{i}:00+08:00")
+    await bars.bar("2026-01-05T09:33:00+08:00", versions=2, close=False)  # forming, in ARGUS_LAST
+    await admin.flush()
+    await asyncio.sleep(0.3)
+    c = await Client.connect(port)
+    await c.subscribe([sym], ["kline"], periods=["1m"], history=10)
+    replayed = await c.expect("REPLAYED", timeout=10)
+    told = [m["data"] for m in c.seen if m["type"] == "STATUS"]
+    assert told and told[0]["source"] == "gateway" and told[0]["state"] == "stale" and told[0]["symbol"] == sym
+    assert "no history" in told[0]["reason"] and "newest value" in told[0]["reason"]
+    got = [m["data"] for m in c.seen if m["type"] == "DATA" and m["data"].get("replay")]
+    assert [d["kline"]["open_time"] for d in got] == ["2026-01-05T09:33:00+08:00"], "the forming bar still comes"
+    assert replayed["data"]["streams"][f"kline:{sym}:1m"]["recovered"] is False
+    await admin.close()
+    await c.close()

@@ -206,6 +206,7 @@ class Recall:
     async def _load_history(self, topic: Topic) -> None:
         async with self._in_flight:
             view: list[Entry] = []
+            forming: Entry | None = None
             ok = True
             for attempt in range(SEAM_RETRIES + 1):
                 try:
@@ -214,6 +215,7 @@ class Recall:
                     log.warning("history unavailable", extra={"stream": topic.key, "error": str(e)})
                     self.metrics.store_errors.inc()
                     ok = False
+                    forming = await self._read_forming(topic)  # its own store may still answer
                     break
                 recent = topic.recent or []
                 newest = view[-1].seq if view else 0
@@ -225,6 +227,7 @@ class Recall:
         recent = topic.recent or []
         topic.recent = None
         topic.history_loading = False
+        topic.history_unavailable = not ok
         if ok:
             topic.history = view
             for entry in recent:
@@ -235,4 +238,21 @@ class Recall:
             topic.newest_known = True
             if topic.newest is not None and topic.newest.seq > topic.last_seq:
                 topic.last_seq = topic.newest.seq
+        elif forming is not None and (topic.newest is None or forming.seq > topic.newest.seq):
+            topic.newest = forming  # without its history, the forming bar or minute is still sent
+            topic.last_seq = max(topic.last_seq, forming.seq)
         self.on_loaded(topic)
+
+    async def _read_forming(self, topic: Topic) -> Entry | None:
+        """A bar's or 分时 minute's forming version alone (None: it has none, or no answer)."""
+        where = place(self.subjects, topic.stream)
+        if where.newest is None:
+            return None
+        kind, subject = where.newest
+        calls = self.get.calls
+        try:
+            return newest_of(await self.get.last(self.names[kind], [subject]), [subject])
+        except StoreError:
+            return None
+        finally:
+            self.metrics.store_calls.inc(self.get.calls - calls)

@@ -256,14 +256,20 @@ class Replayer:
                 self.gap_frame(session, g.type, g.symbol, g.period or "", g.from_seq, g.to_seq, g.reason)
             )
         blob, n = replay_bytes(topic, want, sel, session.single, self.clock())
+        # the store did not answer (retried): the client is told, not left guessing
+        told = ""
+        if want.needs_history and topic.history is None and topic.history_unavailable:
+            what = "its newest value and live data follow" if n else "live data follows"
+            told = f"no history of {topic.key}: the retention store did not answer; {what}"
+        elif not n and topic.newest_unavailable:
+            told = f"no snapshot or history of {topic.key}: the retention store did not answer; live data follows"
+        if told:
+            now = self.clock().decode()
+            status = Status(source=GATEWAY, state="stale", since=now, symbol=topic.stream.symbol, reason=told)
+            session.send(Envelope("STATUS", status, now))
         if n:
             session.push_frame(blob)
             self.metrics.replayed.inc(n)
-        elif topic.newest_unavailable:  # the store did not answer, retried: the client is told, not left guessing
-            now = self.clock().decode()
-            reason = f"no snapshot or history of {topic.key}: the retention store did not answer; live data follows"
-            status = Status(source=GATEWAY, state="stale", since=now, symbol=topic.stream.symbol, reason=reason)
-            session.send(Envelope("STATUS", status, now))
         if sel.entries:
             first, last = sel.entries[0].seq, sel.entries[-1].seq
         else:

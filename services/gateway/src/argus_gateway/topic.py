@@ -40,6 +40,7 @@ class Topic:
         "by_variant",
         "history",
         "history_loading",
+        "history_unavailable",
         "key",
         "kind",
         "last_seq",
@@ -82,6 +83,7 @@ class Topic:
         self.newest_unavailable = False  # gave up asking: a snapshot request is told so
         self.history: list[Entry] | None = None  # compacted view, while loaded
         self.history_loading = False
+        self.history_unavailable = False  # the last read of it failed: a history request is told so
         self.recent: list[Entry] | None = None  # live entries that arrive while history loads
         self.waiters: list[Any] = []  # replay requests waiting for a load
         self.used_at = 0.0  # loop time a replay last used the history

@@ -91,10 +91,6 @@ class DemandTable:
             out |= streams
         return frozenset(out)
 
-    @property
-    def gateways(self) -> list[str]:
-        return sorted(self._gateways)
-
     def __len__(self) -> int:
         """Gateways with live announcements."""
         return len(self._gateways)

@@ -232,8 +232,7 @@ class Runner:
         self._apply_wanted()
         await self.history.start(self.nc, self.subjects)  # history: after the source started
         self._ready = True
-        for st in self.board.repeat():  # at once: gateways learn of a (re)started source before its data
-            self._publish_status(st)
+        self._announce()  # at once: gateways learn of a (re)started source before its data
         self._tasks = [
             asyncio.create_task(self._pump(), name="pump"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
@@ -446,8 +445,7 @@ class Runner:
                 self._apply_wanted()
             if loop.time() - last_status >= self.board.interval:
                 last_status = loop.time()
-                for st in self.board.repeat():
-                    self._publish_status(st)
+                self._announce()
 
     # demand -------------------------------------------------------------------------------
     async def _on_demand(self, msg) -> None:  # type: ignore[no-untyped-def]
@@ -455,14 +453,13 @@ class Runner:
         if self.demand.apply(msg.data):
             self._apply_wanted()
         if len(self.demand) > known:  # a gateway new to us: it hears our state now, not at the next repeat
-            for st in self.board.repeat():
-                self._publish_status(st)
+            self._announce()
 
     def _apply_wanted(self) -> None:
         wanted = WantedSet(self.demand.union() | self.always_on)
         if self.failover is not None:  # markets another source publishes are not ours to fetch
             wanted = WantedSet(s for s in wanted.streams if self.failover.serves(market_of(s.symbol)))
-        self.metrics.gateways.set(len(self.demand.gateways))
+        self.metrics.gateways.set(len(self.demand))
         if wanted == self._wanted:
             return
         self._wanted = wanted
@@ -471,7 +468,7 @@ class Runner:
             "source": self.name,
             "streams": len(wanted),
             "symbols": len(wanted.symbols),
-            "gateways": len(self.demand.gateways),
+            "gateways": len(self.demand),
         }
         log.info("demand changed", extra=attrs)
         with self.tracer.start_as_current_span("ingestor.demand.change", attributes=attrs) as span:
@@ -497,13 +494,17 @@ class Runner:
         # Gateways may have announced while we were away: ask first (the JetStream call below
         # can wait seconds for a freshly restarted server), then tell our state again.
         await self._ask_for_demand()
-        for st in self.board.repeat():
-            self._publish_status(st)
+        self._announce()
         # A restarted nats-server lost in-memory retention: our seqs go on from memory regardless.
         await ensure_streams(self.nc, self.cfg.retention, self.subjects)
 
     async def _on_disconnect(self) -> None:
         self.metrics.nats_connected.set(0)
+
+    def _announce(self) -> None:
+        """Every status the board holds, again: the heartbeat, and what a newcomer must hear."""
+        for st in self.board.repeat():
+            self._publish_status(st)
 
     def _publish_status(self, status: SourceStatus) -> None:
         nc = self.nc

@@ -357,14 +357,12 @@ class Session:
             frames = self.pending
         if not frames:
             return 0, 0
-        if self.quotes or self.gaps or not self.plain:
-            nbytes = sum(map(len, frames))
-        else:
-            nbytes = self._written_size() if self.holds else self.size
+        written = self._written_size() if self.holds else self.size  # outbox bytes leaving now (held ones stay)
+        nbytes = sum(map(len, frames)) if (self.quotes or self.gaps or not self.plain) else written
         # one contiguous buffer: uvloop's writelines of 20 frames cost 9.4 µs a send, a join 6.0
         t.write(frames[0] if len(frames) == 1 else b"".join(frames))
         n = len(frames) + self.merged
-        self._sent()
+        self._sent(written)
         if t.get_write_buffer_size() > self.high_water:  # the socket did not take it: behind from now on
             self.behind = True
             self.fast = False
@@ -377,11 +375,10 @@ class Session:
                 held += len(data)
         return self.size - held
 
-    def _sent(self) -> None:
-        """The outbox went to the socket; held events stay counted."""
-        held = self._written_size() if self.holds else self.size
+    def _sent(self, written: int) -> None:
+        """The outbox (`written` of its bytes) went to the socket; held events stay counted."""
         self.pending = []
-        self.size -= held
+        self.size -= written
         self.control = 0
         self.merged = 0
         if self.quotes:

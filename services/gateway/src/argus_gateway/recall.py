@@ -10,12 +10,14 @@ from the topic's memory with no request at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
 import msgspec
 from argus_protocol import Stream, Subjects, bar_mark, decode_event, place, stores
 from argus_protocol.events import Event
+from argus_protocol.retention import Place
 from argus_service.config import RetentionConfig
 from argus_service.retained import DirectGet, StoreError
 from argus_service.tasks import Background
@@ -158,10 +160,7 @@ class Recall:
         if failed:
             self.metrics.store_errors.inc()
         for t, spots in wanted.items():
-            best = newest_of(found, [subject for _, subject in spots])
-            if best is not None and (t.newest is None or best.seq > t.newest.seq) and best.seq >= t.last_seq:
-                t.newest = best
-                t.last_seq = best.seq  # a hole up to the first live event becomes a GAP
+            t.adopt(newest_of(found, [subject for _, subject in spots]))
             if any(name in failed for name, _ in spots):
                 t.newest_tries += 1
                 if t.newest_tries < NEWEST_TRIES and not t.newest_known:
@@ -193,11 +192,9 @@ class Recall:
         calls = self.get.calls
         try:
             raws = await self.get.history(self.names[kind], subject, limit=topic.limit)
-            if where.newest is not None:
-                forming = await self.get.last(self.names[where.newest[0]], [where.newest[1]])
-                raws.extend(forming.values())
         finally:
             self.metrics.store_calls.inc(self.get.calls - calls)
+        raws.extend(await self._read_forming(where))
         view = compact(raws)
         if len(view) > topic.limit:
             del view[: len(view) - topic.limit]
@@ -215,7 +212,9 @@ class Recall:
                     log.warning("history unavailable", extra={"stream": topic.key, "error": str(e)})
                     self.metrics.store_errors.inc()
                     ok = False
-                    forming = await self._read_forming(topic)  # its own store may still answer
+                    with contextlib.suppress(StoreError):  # the forming bar's own store may still answer
+                        stored = compact(await self._read_forming(place(self.subjects, topic.stream)))
+                        forming = stored[-1] if stored else None
                     break
                 recent = topic.recent or []
                 newest = view[-1].seq if view else 0
@@ -233,26 +232,19 @@ class Recall:
             for entry in recent:
                 if not view or entry.seq > view[-1].seq:
                     topic.remember(entry)
-            if topic.newest is None or (view and view[-1].seq > topic.newest.seq):
-                topic.newest = view[-1] if view else topic.newest
+            topic.adopt(view[-1] if view else None)
             topic.newest_known = True
-            if topic.newest is not None and topic.newest.seq > topic.last_seq:
-                topic.last_seq = topic.newest.seq
-        elif forming is not None and (topic.newest is None or forming.seq > topic.newest.seq):
-            topic.newest = forming  # without its history, the forming bar or minute is still sent
-            topic.last_seq = max(topic.last_seq, forming.seq)
+        else:
+            topic.adopt(forming)  # without its history, the forming bar or minute is still sent
         self.on_loaded(topic)
 
-    async def _read_forming(self, topic: Topic) -> Entry | None:
-        """A bar's or 分时 minute's forming version alone (None: it has none, or no answer)."""
-        where = place(self.subjects, topic.stream)
+    async def _read_forming(self, where: Place) -> list[bytes]:
+        """The stored forming version of a bar or 分时 minute, raw (none for quotes and trades)."""
         if where.newest is None:
-            return None
+            return []
         kind, subject = where.newest
         calls = self.get.calls
         try:
-            return newest_of(await self.get.last(self.names[kind], [subject]), [subject])
-        except StoreError:
-            return None
+            return list((await self.get.last(self.names[kind], [subject])).values())
         finally:
             self.metrics.store_calls.inc(self.get.calls - calls)

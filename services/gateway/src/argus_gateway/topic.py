@@ -104,6 +104,14 @@ class Topic:
                 del self.by_variant[session.variant]
 
     # ---------------------------------------------------------------- state
+    def adopt(self, entry: Entry | None) -> None:
+        """A stored event becomes the newest unless something as new was seen; live data goes on from it
+        (a hole up to the first live event becomes a GAP)."""
+        if entry is None or entry.seq < self.last_seq or (self.newest is not None and entry.seq <= self.newest.seq):
+            return
+        self.newest = entry
+        self.last_seq = entry.seq
+
     def remember(self, entry: Entry) -> None:
         """A live or fetched event joins the state: newest always, the compacted view if held."""
         self.newest = entry

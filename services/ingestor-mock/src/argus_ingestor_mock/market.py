@@ -149,23 +149,20 @@ class Instrument:
         # One draw per update (a C call, not seven): 8 bits pick 1-3 trades, then 32 per trade.
         r = self.rng.getrandbits(104)
         n = 1 + ((r & 0xFF) * 3 >> 8)
-        r >>= 8
-        # a cheap bell-ish move (difference of two 12-bit uniforms), rounded to the tick
-        price = last + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
-        price = lo if price < lo else hi if price > hi else price
-        vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
-        prints = [(price, vol, r)]
-        first = high = low = price
-        volume = vol
-        amount_t = price * vol
-        for _ in range(n - 1):
-            r >>= 32
+        price = last
+        first = high = low = volume = amount_t = 0
+        prints: list[tuple[int, int, int]] = []  # (price, volume, bits) of each trade, when they are wanted
+        for i in range(n):
+            r >>= 32 if i else 8
+            # a cheap bell-ish move (difference of two 12-bit uniforms), rounded to the tick
             p = price + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
             price = lo if p < lo else hi if p > hi else p
             vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
             if trades:
                 prints.append((price, vol, r))
-            if price > high:
+            if i == 0:
+                first = high = low = price
+            elif price > high:
                 high = price
             elif price < low:
                 low = price
@@ -178,10 +175,10 @@ class Instrument:
             if when is None:
                 when = local_iso(now_ms, self.tz)
             before = last
-            for i, (price, vol, r) in enumerate(prints, done + 1):
-                side = "B" if price > before else "S" if price < before else ("B" if r >> 31 & 1 else "S")
-                out.append(Trade(time=when, price=price / 100, volume=vol, side=side, trade_id=str(i)))  # type: ignore[arg-type]
-                before = price
+            for i, (at, lots, bits) in enumerate(prints, done + 1):
+                side = "B" if at > before else "S" if at < before else ("B" if bits >> 31 & 1 else "S")
+                out.append(Trade(time=when, price=at / 100, volume=lots, side=side, trade_id=str(i)))  # type: ignore[arg-type]
+                before = at
         return self._book_print(out, first, high, low, price, volume, amount_t)
 
     def _book_print(
@@ -298,7 +295,7 @@ class Ladders:
 
     __slots__ = ("_at",)
 
-    MOST = 100_000  # touches kept (a price range of 1,000 yuan); past it the table starts again
+    MOST = 20_000  # touches kept (~10 MB at most; a day's prices use a few thousand); past it, start again
 
     def __init__(self) -> None:
         self._at: dict[int, tuple[list[float], list[float]]] = {}

@@ -22,6 +22,11 @@ from .stack import YARDSTICK, Stack, Yardstick, gateway_counter
 RESULTS = Path(__file__).parent / "results"
 
 
+def cores() -> tuple[int | None, int | None]:
+    """(the service's core, the load generator's core): 0 and 1, or no pinning on a one-CPU machine."""
+    return (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
+
+
 def symbols_for(s: Scenario) -> list[list[str]]:
     universe = [f"{i:06d}.SZ" for i in range(1, s.universe + 1)]
     if s.hot:
@@ -62,12 +67,12 @@ def run(
     mock_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     duration = duration or s.duration
-    two_cores = (os.cpu_count() or 1) >= 2
+    stack_core, load_core = cores()
     stack = (Yardstick if yardstick else Stack)(
         s.rate,
         s.universe,
         s.clients,
-        0 if two_cores else None,
+        stack_core,
         deflate=s.deflate,
         gateway_env=gateway_env,
         mock_env={**s.mock_env, **(mock_env or {})},
@@ -91,7 +96,7 @@ def run(
                 5.0 if s.burst else 3.0,  # a wave is measured from 5 s after its last SUBSCRIBE
                 duration,
                 sample_every,
-                1 if two_cores else None,
+                load_core,
                 child,
                 s.deflate,
             ),
@@ -180,7 +185,7 @@ def _profile(pids: dict[str, int], into: Path, scenario: str, seconds: float) ->
     """py-spy (on the load generator's core) on the gateway and the mock over the measuring window."""
     into.mkdir(parents=True, exist_ok=True)
     spy = str(Path(sys.executable).parent / "py-spy")
-    other_core = {1} if (os.cpu_count() or 1) >= 2 else None
+    load_core = cores()[1]
     out = []
     for name in ("gateway", "mock"):
         argv = [spy, "record", "-p", str(pids[name]), "-d", str(int(seconds)), "-r", "200", "--nonblocking"]
@@ -190,7 +195,7 @@ def _profile(pids: dict[str, int], into: Path, scenario: str, seconds: float) ->
                 argv,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=(lambda: os.sched_setaffinity(0, other_core)) if other_core else None,
+                preexec_fn=(lambda: os.sched_setaffinity(0, {load_core})) if load_core is not None else None,
             )
         )
     return out
@@ -310,8 +315,8 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     info = machine()
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, Python {info['python']}\n")
-    two_cores = (os.cpu_count() or 1) >= 2
-    floor = sendfloor.measure(send_core=0 if two_cores else None, read_core=1 if two_cores else None)
+    stack_core, load_core = cores()
+    floor = sendfloor.measure(send_core=stack_core, read_core=load_core)
     info["send_floor"] = floor
     print(
         f"send floor: {floor['us_per_send']} µs of CPU per send() ({floor['sockets']:,} loopback sockets, "

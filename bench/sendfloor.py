@@ -57,8 +57,10 @@ def measure(
     )
     reader.start()
     before = os.sched_getaffinity(0)
+    conns: list[socket.socket] = []
     try:
-        conns = [srv.accept()[0] for _ in range(sockets)]
+        for _ in range(sockets):
+            conns.append(srv.accept()[0])
         for c in conns:
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         parent.recv()
@@ -81,7 +83,7 @@ def measure(
         os.sched_setaffinity(0, before)
         reader.kill()
         reader.join(5)
-        for c in locals().get("conns", []):
+        for c in conns:
             c.close()
         srv.close()
     return {

@@ -228,7 +228,8 @@ class Hub:
     def _adapt_gather(self) -> None:
         """Gathering that follows the load: below GATHER_FROM of a core the gateway writes at once;
         busier, the next writes wait up to max_gather so each send (~11 µs of CPU on loopback,
-        whatever it carries: bench/sendfloor.py) carries more. CPU time, not wall time: a core shared with NATS and the source is no signal."""
+        whatever it carries: bench/sendfloor.py) carries more. CPU time, not wall time: a core
+        shared with NATS and the source is no signal."""
         now = time.perf_counter()
         span = now - self._load_at
         if span < LOAD_WINDOW:

@@ -73,14 +73,18 @@ class _Deliver:
 class Delivered:
     """A plain MSG as the fast path hands it over: what a delivery reads of nats-py's `Msg`."""
 
-    __slots__ = ("data", "subject")
+    __slots__ = ("_subject", "data")
 
     headers = None
     reply = ""
 
-    def __init__(self, subject: str, data: bytes) -> None:
-        self.subject = subject
+    def __init__(self, subject: bytes | bytearray, data: bytes) -> None:
+        self._subject = subject
         self.data = data
+
+    @property
+    def subject(self) -> str:
+        return self._subject.decode()  # on demand: the fan-out never reads it
 
 
 class _FastParser(Parser):
@@ -148,7 +152,7 @@ class _FastParser(Parser):
             size += end - eol - 2
             sub._received += 1
             try:
-                queue.deliver(Delivered(fields[0].decode(), payload))
+                queue.deliver(Delivered(fields[0], payload))  # split gave it its own bytearray
             except Exception:  # a bug in one delivery must not take the reader down with it
                 log.exception("message delivery failed", extra={"subject": fields[0].decode(errors="replace")})
         if pos:

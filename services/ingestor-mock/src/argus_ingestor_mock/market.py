@@ -22,6 +22,8 @@ from datetime import datetime, tzinfo
 from argus_ingestor.bars import KlineBuilder, MinuteLine, bucket_end_ms, bucket_start_ms
 from argus_protocol import BEIJING, PERIODS, Kline, Quote, Tick, Trade
 
+from .draws import MASK, symbol_key, words
+
 TICK = 0.01
 TICKS_PER_UNIT = 100
 LOT = 100
@@ -65,14 +67,16 @@ class Instrument:
         "_prev_t",
         "amount_t",
         "bars",
-        "book",
         "day_end",
+        "draws",
         "hi_t",
         "high_t",
+        "key",
         "ladders",
         "last_t",
         "line",
         "lo_t",
+        "look",
         "low_t",
         "open_t",
         "rng",
@@ -88,11 +92,12 @@ class Instrument:
         self.tz = tz
         if seed is None:
             self.rng = random.Random()
-            self.book = random.Random()
+            self.key = random.getrandbits(64)
         else:
-            key = zlib.crc32(f"{seed}:{symbol}".encode())
-            self.rng = random.Random(key)
-            self.book = random.Random(key ^ 0x5DEECE66D)  # a stream of its own: quoting never moves prices
+            self.rng = random.Random(zlib.crc32(f"{seed}:{symbol}".encode()))  # the past's aggregate walk
+            self.key = symbol_key(seed, symbol)  # the live walk's draws (draws.py)
+        self.draws = 0  # updates stepped: the live walk's place in its draws
+        self.look = words(self.key, MASK)[0] >> 39  # the book's bits before any update
         self.prev_close_t = base_ticks(symbol)
         self.open_t = self.last_t = self.high_t = self.low_t = self.prev_close_t
         self.volume = 0
@@ -146,14 +151,16 @@ class Instrument:
         lo, hi = self.lo_t, self.hi_t
         last = self.last_t
         scale = last * VOLATILITY * _SPREAD / 4096.0
-        # One draw per update (a C call, not seven): 8 bits pick 1-3 trades, then 32 per trade.
-        r = self.rng.getrandbits(104)
-        n = 1 + ((r & 0xFF) * 3 >> 8)
+        drawn = words(self.key, self.draws)  # 8 bits pick 1-3 trades, 32 bits per trade, 25 the book
+        self.draws += 1
+        w0 = drawn[0]
+        self.look = w0 >> 40 | (drawn[2] >> 63) << 24
+        n = 1 + ((w0 & 0xFF) * 3 >> 8)
         price = last
         first = high = low = volume = amount_t = 0
         prints: list[tuple[int, int, int]] = []  # (price, volume, bits) of each trade, when they are wanted
         for i in range(n):
-            r >>= 32 if i else 8
+            r = drawn[i] >> 8 & 0xFFFFFFFF
             # a cheap bell-ish move (difference of two 12-bit uniforms), rounded to the tick
             p = price + int(((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5) - 1_000_000
             price = lo if p < lo else hi if p > hi else p
@@ -252,9 +259,15 @@ class Instrument:
         return self.bars.roll(now_ms, periods, PERIODS if keep else None), self.line.roll(now_ms, tick or keep)
 
     def quote(self, when: str, book: bool = True) -> Quote:
+        """The quote after the last update (its book drawn with that update: looking draws nothing)."""
         last = self.last_t
         # without depth (a source like Yahoo's, an index feed): empty levels, which are not sent
-        bid_prices, bid_volumes, ask_prices, ask_volumes = self._book(last) if book else ([], [], [], [])
+        if book:
+            bid_prices, bid_volumes, ask_prices, ask_volumes = book_levels(
+                last, self.lo_t, self.hi_t, self.look, self.ladders
+            )
+        else:
+            bid_prices, bid_volumes, ask_prices, ask_volumes = [], [], [], []
         return Quote(
             price=last / 100,
             open=self.open_t / 100,
@@ -270,23 +283,29 @@ class Instrument:
             ask_volumes=ask_volumes,
         )
 
-    def _book(self, last: int) -> tuple[list[float], list[int], list[float], list[int]]:
-        # The book draws 64 bits from its own generator: 1 for the touch, 12 per side's volumes.
-        bits = self.book.getrandbits(64)
-        # The last trade sits at the touch: bid1 at it or one tick below, ask1 one tick above bid1.
-        b = last - 1 if bits >> 63 else last
-        # Levels past the ±10% limit cannot hold orders: they are left out (an empty level is no level).
-        lo, hi = self.lo_t, self.hi_t
-        if b < max(5, lo):  # at limit-down buyers still bid the limit price (跌停); at limit-up no one asks
-            b = max(5, lo)
-        bid_volumes = VOLUME_ROWS[bits & 0xFFF]
-        ask_volumes = VOLUME_ROWS[bits >> 12 & 0xFFF]
-        if b - 4 >= lo and b + 5 <= hi:  # the whole book inside the limits: the usual case
-            bid_prices, ask_prices = self.ladders.at(b)
-            return bid_prices, bid_volumes, ask_prices, ask_volumes
-        bid_prices = [(b - i) / 100 for i in range(LEVELS) if b - i >= lo]
-        ask_prices = [(b + 1 + i) / 100 for i in range(LEVELS) if b + 1 + i <= hi]
-        return bid_prices, bid_volumes[: len(bid_prices)], ask_prices, ask_volumes[: len(ask_prices)]
+
+def touch(last: int, lo: int, look: int) -> int:
+    """The best bid: the last trade sits at the touch, bid1 at it or one tick below (the look's
+    top bit); at limit-down buyers still bid the limit price (跌停)."""
+    b = last - (look >> 24)
+    floor = lo if lo > 5 else 5
+    return b if b >= floor else floor
+
+
+def book_levels(
+    last: int, lo: int, hi: int, look: int, ladders: Ladders
+) -> tuple[list[float], list[int], list[float], list[int]]:
+    """A quote's five levels a side; levels past the ±10% limit cannot hold orders and are left out
+    (at limit-up no one asks). Volumes are two of the shared columns, picked by 12 bits each."""
+    b = touch(last, lo, look)
+    bid_volumes = VOLUME_ROWS[look & 0xFFF]
+    ask_volumes = VOLUME_ROWS[look >> 12 & 0xFFF]
+    if b - 4 >= lo and b + 5 <= hi:  # the whole book inside the limits: the usual case
+        bid_prices, ask_prices = ladders.at(b)
+        return bid_prices, bid_volumes, ask_prices, ask_volumes
+    bid_prices = [(b - i) / 100 for i in range(LEVELS) if b - i >= lo]
+    ask_prices = [(b + 1 + i) / 100 for i in range(LEVELS) if b + 1 + i <= hi]
+    return bid_prices, bid_volumes[: len(bid_prices)], ask_prices, ask_volumes[: len(ask_prices)]
 
 
 class Ladders:

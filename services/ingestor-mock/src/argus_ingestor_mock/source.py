@@ -32,7 +32,8 @@ from argus_service.config import yes_no
 
 from .deep import MockPast
 from .history import PastPlan, SeedSpec, plan_past, walk_past
-from .market import Instrument, Ladders, local_iso
+from .live import LiveMarket
+from .market import Instrument, Ladders, Print, local_iso
 from .schedule import SCHEDULES, is_open
 from .timeline import Timeline
 
@@ -133,7 +134,8 @@ class MockSource(Source):
         self.instruments: dict[str, Instrument] = {}  # active and dormant
         self._ladders = Ladders()  # book prices at each touch, shared by every instrument
         self.wanted = WantedSet()
-        self._order: list[str] = []  # active symbols in update order; slot i % slots
+        self._order: list[str] = []  # live symbols in update order; slot i % slots
+        self._live = LiveMarket(BEIJING, self._ladders)  # their days, stepped together (live.py)
         self._plans: dict[str, Plan] = {}  # active symbol -> what to publish
         self._dormant: OrderedDict[str, None] = OrderedDict()  # least recently dropped first
         self._urgent: list[str] = []  # newly wanted: update on the next step, not a second later
@@ -157,7 +159,7 @@ class MockSource(Source):
             if self._seeding:
                 self._pending[s] = None
             else:
-                self._order.append(s)
+                self._go_live(s)
 
     async def start(self, ctx: SourceContext) -> None:
         self._ctx = ctx
@@ -188,6 +190,7 @@ class MockSource(Source):
                     del self._pending[s]
                     self.instruments.pop(s, None)
                 else:
+                    self._live.leave(self.instruments[s])
                     self._dormant[s] = None
             while len(self._dormant) > MAX_DORMANT:
                 evicted, _ = self._dormant.popitem(last=False)
@@ -204,7 +207,7 @@ class MockSource(Source):
                 # Back from dormancy: bars that ended meanwhile close silently (nobody watched them).
                 self._dormant.pop(s, None)
                 inst.roll(now_ms)
-            self._order.append(s)
+            self._go_live(s)
             self._urgent.append(s)
 
     def _check_session(self) -> bool:
@@ -259,7 +262,7 @@ class MockSource(Source):
             due = order[slot::slots] if slots > 1 else order
             slot = (slot + 1) % slots
             if self._urgent:
-                due = [*self._urgent, *due]
+                due = list(dict.fromkeys([*self._urgent, *due]))  # once each: a step updates a symbol once
                 self._urgent = []
             batch = self._update(due)
             if batch:
@@ -279,7 +282,7 @@ class MockSource(Source):
             plan = self._past_plan(spec)
             events = walk_past(self.instruments[sym], plan, self.name)
             self.past.remember(sym, plan)
-        self._order.append(sym)
+        self._go_live(sym)
         if self._open or not spec.quote:
             self._urgent.append(sym)  # open: trades on the next step; closed: its one quote
         log.debug(
@@ -344,56 +347,73 @@ class MockSource(Source):
         inst = self.instruments.get(symbol)
         if inst is None or symbol in self._pending:
             return self.past.quote(symbol, now_ms)
-        book = inst.book.getstate()
-        q = inst.quote(local_iso(now_ms, BEIJING), self.opts.book)
-        inst.book.setstate(book)  # a look, not a quote published: the live book draws stay as they were
-        return QuoteEvent(symbol=symbol, source=self.name, quote=q)
+        if symbol in self._live:
+            self._live.store(inst)
+        return QuoteEvent(symbol=symbol, source=self.name, quote=inst.quote(local_iso(now_ms, BEIJING), self.opts.book))
+
+    def _go_live(self, symbol: str) -> None:
+        self._order.append(symbol)
+        self._live.join(self.instruments[symbol])
 
     # live ---------------------------------------------------------------------------------
     def _update(self, symbols: list[str]) -> list[Event]:
+        """One step: `symbols` (each once) update together (live.py), then their events are built."""
+        plans = self._plans
+        symbols = [s for s in symbols if s in plans]  # dropped since it was scheduled: not stepped
+        if not symbols:
+            return []
         now_ms = int(self.clock() * 1000)
         when = local_iso(now_ms, BEIJING)  # one instant for the whole step: format it once
-        plans = self._plans
         instruments = self.instruments
         always = self._always_set
         name = self.name
-        book = self.opts.book
+        live = self._live
+        slots = live.slots(symbols)
+        step = live.step(slots, now_ms)
         out: list[Event] = []
         append = out.append
-        for sym in symbols:
-            plan = plans.get(sym)
-            if plan is None:
-                continue  # dropped since it was scheduled
-            inst = instruments[sym]
-            quote, trades, tick, periods = plan
-            printed = inst.step(now_ms, when, trades)
-            # always-on symbols publish every finished bar and minute: a chart opened later is full
-            klines, ticks = inst.feed(now_ms, printed, periods, tick, sym in always)
+        for pos, at, gathered in step.ended:  # a minute ended: its gathered updates fed, its bars closed
+            out.extend(self._roll(symbols[pos], now_ms, (at, gathered)))
+        quoted = [pos for pos, sym in enumerate(symbols) if plans[sym][0]]
+        quotes = iter(live.quotes(slots if len(quoted) == len(symbols) else slots[quoted], when, self.opts.book))
+        for pos, sym in enumerate(symbols):
+            quote, trades, tick, periods = plans[sym]
             if quote:
-                append(QuoteEvent(symbol=sym, source=name, quote=inst.quote(when, book)))
+                append(QuoteEvent(symbol=sym, source=name, quote=next(quotes)))
             if trades:
-                for t in printed.trades:
-                    append(TradeEvent(symbol=sym, source=name, trade=t))
-            for tk in ticks:
-                append(TickEvent(symbol=sym, source=name, tick=tk))
-            for k in klines:
-                append(KlineEvent(symbol=sym, source=name, kline=k))
+                for trade in step.trades_of(pos, when):
+                    append(TradeEvent(symbol=sym, source=name, trade=trade))
+            if tick or periods:  # its bars are sent: fed every update
+                update = live.take(sym)  # this update (and any since the bars were last fed)
+                assert update is not None
+                klines, ticks = instruments[sym].feed(now_ms, update[1], periods, tick, sym in always)
+                for tk in ticks:
+                    append(TickEvent(symbol=sym, source=name, tick=tk))
+                for k in klines:
+                    append(KlineEvent(symbol=sym, source=name, kline=k))
         return out
 
     def _quotes_only(self, symbols: list[str], now_ms: int) -> list[Event]:
-        when = local_iso(now_ms, BEIJING)
-        return [
-            QuoteEvent(symbol=s, source=self.name, quote=self.instruments[s].quote(when, self.opts.book))
-            for s in symbols
-            if (plan := self._plans.get(s)) is not None and plan[0]
-        ]
+        symbols = [s for s in symbols if (plan := self._plans.get(s)) is not None and plan[0]]
+        quotes = self._live.quotes(self._live.slots(symbols), local_iso(now_ms, BEIJING), self.opts.book)
+        return [QuoteEvent(symbol=s, source=self.name, quote=q) for s, q in zip(symbols, quotes, strict=True)]
 
     def _roll_all(self, now_ms: int) -> list[Event]:
         out: list[Event] = []
-        name = self.name
         for sym in self._order:
-            _, _, tick, periods = self._plans[sym]
-            klines, ticks = self.instruments[sym].roll(now_ms, periods, tick, sym in self._always_set)
-            out.extend(TickEvent(symbol=sym, source=name, tick=t) for t in ticks)
-            out.extend(KlineEvent(symbol=sym, source=name, kline=k) for k in klines)
+            out.extend(self._roll(sym, now_ms, self._live.take(sym)))
         return out
+
+    def _roll(self, sym: str, now_ms: int, gathered: tuple[int, Print] | None) -> list[Event]:
+        """Close the bars and the 分时 minute that ended by now, the symbol's gathered updates fed first."""
+        _, _, tick, periods = self._plans[sym]
+        keep = sym in self._always_set  # always-on symbols publish every finished bar and minute
+        inst = self.instruments[sym]
+        if gathered is not None:
+            inst.feed(gathered[0], gathered[1], periods, tick, keep)
+        klines, ticks = inst.roll(now_ms, periods, tick, keep)
+        name = self.name
+        return [
+            *(TickEvent(symbol=sym, source=name, tick=t) for t in ticks),
+            *(KlineEvent(symbol=sym, source=name, kline=k) for k in klines),
+        ]

@@ -1,0 +1,319 @@
+"""The live market: every live symbol's day in arrays, a step's symbols updated together.
+
+`Instrument` (market.py) is a symbol's record and its walk one update at a time, which the past
+walk uses; while a symbol is live its day lives here instead, so an update costs a share of a few
+array operations rather than a dozen Python calls. A step draws exactly what `Instrument.step`
+would (draws.py: the same words for the same update number) and applies the same model, so the
+two walks agree to the tick (tests/mock). `store` writes a slot back into its Instrument whenever
+the scalar side needs it (a look, leaving, closing bars).
+
+Bars and 分时 stay in each Instrument's builders. A symbol whose bars nobody is sent right now
+does not feed them every update: its minute is gathered here (`deferred`) and fed as one print
+when the minute ends or when its bars are wanted, which the builders fold exactly as the
+updates one by one (open of the first, extremes, close of the last, summed totals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from argus_ingestor.bars import bucket_end_ms, bucket_start_ms
+from argus_protocol import Quote, Trade
+
+from .draws import words_array
+from .market import _SPREAD, LIMIT, LOT, VOLATILITY, VOLUME_ROWS, Instrument, Ladders, Print, book_levels
+
+I64 = npt.NDArray[np.int64]
+
+_COLUMNS = (
+    "last", "open", "high", "low", "prev", "lo", "hi", "volume", "amount", "trade_no", "day_end", "look",
+    "d_minute", "d_ts", "d_open", "d_high", "d_low", "d_close", "d_volume", "d_amount",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Stepped:
+    """One step's updates, position i for the i-th slot asked for; prices in ticks."""
+
+    before: I64  # the last price before the update
+    first: I64
+    high: I64
+    low: I64
+    close: I64
+    volume: I64
+    amount: I64
+    trades: I64  # 1-3
+    prices: tuple[I64, I64, I64]  # each trade's price (a trade past `trades` repeats the last)
+    volumes: tuple[I64, I64, I64]
+    bits: tuple[I64, I64, I64]  # each trade's 32 bits (the side of an unchanged price)
+    trade_no: I64  # the trade count before this update: its trades are numbered from trade_no + 1
+    # minutes gathered for symbols not fed every update that ended with this step: (position, print at, print)
+    ended: list[tuple[int, int, Print]]
+    _lists: list[Any] = field(default_factory=list)
+
+    def trades_of(self, pos: int, when: str) -> list[Trade]:
+        """The trades of position `pos`'s update, as `Instrument.step` numbers and sides them."""
+        if not self._lists:  # as Python values once per step, and only when some trades are wanted
+            self._lists = [a.tolist() for a in (self.trades, self.trade_no, self.before, *self.prices, *self.volumes)]
+            self._lists.append([(b >> 31 & 1).tolist() for b in self.bits])
+        counts, numbers, before, p0, p1, p2, v0, v1, v2, ups = self._lists
+        prior = before[pos]
+        done = numbers[pos]
+        out: list[Trade] = []
+        for i, (prices, volumes) in enumerate(((p0, v0), (p1, v1), (p2, v2))[: counts[pos]]):
+            at = prices[pos]
+            up = at > prior or (at == prior and ups[i][pos])
+            out.append(
+                Trade(
+                    time=when, price=at / 100, volume=volumes[pos], side="B" if up else "S", trade_id=str(done + 1 + i)
+                )
+            )
+            prior = at
+        return out
+
+
+class LiveMarket:
+    __slots__ = ("_draws", "_free", "_keys", "_ladders", "_slot", "_tz", *_COLUMNS)
+
+    # one entry per slot: the day (prices in ticks, amount in ticks × shares) ...
+    last: I64
+    open: I64
+    high: I64
+    low: I64
+    prev: I64
+    lo: I64  # the day's limits
+    hi: I64
+    volume: I64
+    amount: I64
+    trade_no: I64
+    day_end: I64
+    look: I64  # the book's bits of the last update
+    # ... and the updates gathered since the symbol's bars were last fed (d_minute -1: none)
+    d_minute: I64
+    d_ts: I64
+    d_open: I64
+    d_high: I64
+    d_low: I64
+    d_close: I64
+    d_volume: I64
+    d_amount: I64
+
+    def __init__(self, tz: object, ladders: Ladders, capacity: int = 64) -> None:
+        self._tz = tz
+        self._ladders = ladders
+        self._slot: dict[str, int] = {}
+        self._free: list[int] = []
+        self._keys = np.zeros(0, np.uint64)
+        self._draws = np.zeros(0, np.uint64)
+        for name in _COLUMNS:
+            setattr(self, name, np.zeros(0, np.int64))
+        self._grow(capacity)
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._slot
+
+    def slots(self, symbols: list[str]) -> I64:
+        slot = self._slot
+        return np.fromiter((slot[s] for s in symbols), np.int64, len(symbols))
+
+    def _grow(self, capacity: int) -> None:
+        have = len(self._keys)
+        self._keys = np.resize(self._keys, capacity)
+        self._draws = np.resize(self._draws, capacity)
+        for name in _COLUMNS:
+            setattr(self, name, np.resize(getattr(self, name), capacity))
+        self._free.extend(range(capacity - 1, have - 1, -1))
+
+    # joining and leaving ----------------------------------------------------------------------
+    def join(self, inst: Instrument) -> None:
+        """The symbol's day goes on here from the state its Instrument holds."""
+        if inst.symbol in self._slot:
+            return
+        if not self._free:
+            self._grow(2 * len(self._keys))
+        i = self._slot[inst.symbol] = self._free.pop()
+        self._keys[i] = inst.key
+        self._draws[i] = inst.draws
+        self.last[i], self.open[i], self.high[i], self.low[i] = inst.last_t, inst.open_t, inst.high_t, inst.low_t
+        self.prev[i], self.lo[i], self.hi[i] = inst.prev_close_t, inst.lo_t, inst.hi_t
+        self.volume[i], self.amount[i], self.trade_no[i] = inst.volume, inst.amount_t, inst.trade_no
+        self.day_end[i], self.look[i] = inst.day_end, inst.look
+        self.d_minute[i] = -1
+
+    def leave(self, inst: Instrument) -> None:
+        """Back to its Instrument (its gathered minute fed to its builders, silently)."""
+        i = self._slot.pop(inst.symbol, None)
+        if i is None:
+            return
+        self._store(i, inst)
+        gathered = self._take(i)
+        if gathered is not None:
+            inst.feed(gathered[0], gathered[1])
+        self._free.append(i)
+
+    def store(self, inst: Instrument) -> None:
+        """Write the symbol's day into its Instrument (a quote looked at, bars rolled)."""
+        self._store(self._slot[inst.symbol], inst)
+
+    def _store(self, i: int, inst: Instrument) -> None:
+        inst.draws = int(self._draws[i])
+        inst.last_t, inst.open_t, inst.high_t, inst.low_t = (
+            int(self.last[i]), int(self.open[i]), int(self.high[i]), int(self.low[i]),
+        )  # fmt: skip
+        inst.prev_close_t = int(self.prev[i])
+        inst.volume, inst.amount_t, inst.trade_no = int(self.volume[i]), int(self.amount[i]), int(self.trade_no[i])
+        inst.day_end, inst.look = int(self.day_end[i]), int(self.look[i])
+
+    def take(self, symbol: str) -> tuple[int, Print] | None:
+        """The symbol's gathered updates as one print (and when the last was), emptied; None if none."""
+        return self._take(self._slot[symbol])
+
+    def _take(self, i: int) -> tuple[int, Print] | None:
+        if self.d_minute[i] < 0:
+            return None
+        self.d_minute[i] = -1
+        return int(self.d_ts[i]), _print(
+            self.d_open[i], self.d_high[i], self.d_low[i], self.d_close[i], self.d_volume[i], self.d_amount[i]
+        )
+
+    # a step ---------------------------------------------------------------------------------
+    def step(self, s: I64, now_ms: int) -> Stepped:
+        """Update the symbols in slots `s` (no slot twice) once each, as `Instrument.step` would."""
+        new_day = self.day_end[s] <= now_ms
+        if new_day.any():
+            self._new_day(s[new_day], now_ms)
+        lo, hi, last = self.lo[s], self.hi[s], self.last[s]
+        drawn = words_array(self._keys[s], self._draws[s])
+        self._draws[s] += np.uint64(1)
+        w0 = drawn[0]
+        trades = (1 + ((w0 & np.uint64(0xFF)) * np.uint64(3) >> np.uint64(8))).astype(np.int64)
+        scale = last * VOLATILITY * _SPREAD / 4096.0  # the same float operations, in the same order
+        price = last
+        prices: list[I64] = []
+        volumes: list[I64] = []
+        bits: list[I64] = []
+        high = low = volume = amount = last  # set by the first trade
+        for i, w in enumerate(drawn):
+            r = (w >> np.uint64(8) & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            move = ((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5
+            p = np.clip(price + move.astype(np.int64) - 1_000_000, lo, hi)
+            vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
+            if i == 0:
+                high = low = first = p
+                volume, amount = vol, p * vol
+            else:
+                on = trades > i
+                p = np.where(on, p, price)
+                vol = np.where(on, vol, 0)
+                high, low = np.maximum(high, p), np.minimum(low, p)
+                volume = volume + vol
+                amount = amount + p * vol
+            price = p
+            prices.append(p)
+            volumes.append(vol)
+            bits.append(r)
+        # the day so far (Instrument._book_print)
+        fresh = self.volume[s] == 0
+        self.open[s] = np.where(fresh, first, self.open[s])
+        self.high[s] = np.maximum(np.where(fresh, first, self.high[s]), high)
+        self.low[s] = np.minimum(np.where(fresh, first, self.low[s]), low)
+        self.last[s] = price
+        self.volume[s] += volume
+        self.amount[s] += amount
+        trade_no = self.trade_no[s]
+        self.trade_no[s] = trade_no + trades
+        self.look[s] = (w0 >> np.uint64(40) | (drawn[2] >> np.uint64(63)) << np.uint64(24)).astype(np.int64)
+        ended = self._gather(s, now_ms, first, high, low, price, volume, amount)
+        return Stepped(
+            last, first, high, low, price, volume, amount, trades,
+            (prices[0], prices[1], prices[2]), (volumes[0], volumes[1], volumes[2]), (bits[0], bits[1], bits[2]),
+            trade_no, ended,
+        )  # fmt: skip
+
+    def quotes(self, s: I64, when: str, book: bool) -> list[Quote]:
+        """The quotes of slots `s` as they stand (Instrument.quote, for many at once)."""
+        last, lo, hi, look = self.last[s], self.lo[s], self.hi[s], self.look[s]
+        price, open_, high, low, prev, amount = (
+            (a / 100).tolist() for a in (last, self.open[s], self.high[s], self.low[s], self.prev[s], self.amount[s])
+        )
+        volume = self.volume[s].tolist()
+        if not book:  # without depth (a source like Yahoo's, an index feed): no levels
+            return [
+                Quote(price=p, open=o, high=h, low=lw, prev_close=pc, volume=v, amount=a, timestamp=when)
+                for p, o, h, lw, pc, v, a in zip(price, open_, high, low, prev, volume, amount, strict=True)
+            ]
+        touch = np.maximum(last - (look >> 24), np.maximum(lo, 5))  # market.touch
+        inside = ((touch - 4 >= lo) & (touch + 5 <= hi)).tolist()
+        ladder = self._ladders.at
+        rows = VOLUME_ROWS
+        out: list[Quote] = []
+        for i, (b, bits, whole) in enumerate(zip(touch.tolist(), look.tolist(), inside, strict=True)):
+            if whole:  # the whole book inside the limits: the usual case
+                bid_prices, ask_prices = ladder(b)
+                bid_volumes, ask_volumes = rows[bits & 0xFFF], rows[bits >> 12 & 0xFFF]
+            else:
+                bid_prices, bid_volumes, ask_prices, ask_volumes = book_levels(
+                    int(last[i]), int(lo[i]), int(hi[i]), bits, self._ladders
+                )
+            out.append(
+                Quote(
+                    price=price[i],
+                    open=open_[i],
+                    high=high[i],
+                    low=low[i],
+                    prev_close=prev[i],
+                    volume=volume[i],
+                    amount=amount[i],
+                    timestamp=when,
+                    bid_prices=bid_prices,
+                    bid_volumes=bid_volumes,
+                    ask_prices=ask_prices,
+                    ask_volumes=ask_volumes,
+                )
+            )
+        return out
+
+    def _gather(
+        self, s: I64, now_ms: int, first: I64, high: I64, low: I64, close: I64, volume: I64, amount: I64
+    ) -> list[tuple[int, int, Print]]:
+        """Add this update to each symbol's gathered minute; hand back the minutes it ended."""
+        minute = bucket_start_ms(now_ms, 60, self._tz)  # type: ignore[arg-type]
+        had = self.d_minute[s]
+        ended: list[tuple[int, int, Print]] = []
+        for pos in np.flatnonzero((had >= 0) & (had != minute)).tolist():
+            gathered = self._take(int(s[pos]))
+            assert gathered is not None
+            ended.append((pos, *gathered))
+        fresh = self.d_minute[s] < 0
+        self.d_open[s] = np.where(fresh, first, self.d_open[s])
+        self.d_high[s] = np.where(fresh, high, np.maximum(self.d_high[s], high))
+        self.d_low[s] = np.where(fresh, low, np.minimum(self.d_low[s], low))
+        self.d_close[s] = close
+        self.d_volume[s] = np.where(fresh, 0, self.d_volume[s]) + volume
+        self.d_amount[s] = np.where(fresh, 0, self.d_amount[s]) + amount
+        self.d_minute[s] = minute
+        self.d_ts[s] = now_ms
+        return ended
+
+    def _new_day(self, s: I64, now_ms: int) -> None:
+        """Instrument._new_day for these slots: yesterday's close carries over, totals restart."""
+        carry = s[self.day_end[s] >= 0]  # not the symbol's first day
+        self.prev[carry] = self.last[carry]
+        prev = self.prev[s]
+        self.lo[s] = prev - (prev * LIMIT).astype(np.int64)
+        self.hi[s] = prev + (prev * LIMIT).astype(np.int64)
+        self.day_end[s] = bucket_end_ms(bucket_start_ms(now_ms, 86400, self._tz), 86400, self._tz)  # type: ignore[arg-type]
+        self.volume[s] = 0
+        self.amount[s] = 0
+
+
+def _print(first: int, high: int, low: int, close: int, volume: int, amount_t: int) -> Print:
+    return Print(
+        [], int(first) / 100, int(high) / 100, int(low) / 100, int(close) / 100, int(volume), int(amount_t) / 100
+    )

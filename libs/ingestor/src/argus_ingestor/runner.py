@@ -34,7 +34,7 @@ from argus_protocol import (
     Subjects,
     bar_mark,
     decode_event,
-    encode_event,
+    encode_event_into,
     encode_msgpack,
     market_of,
     now_us,
@@ -43,7 +43,7 @@ from argus_protocol import (
 from argus_service.config import Config
 from argus_service.jetstream import ensure_streams
 from argus_service.natsconn import connect_nats, let_go
-from argus_service.natswire import BufferFull, publish_batch
+from argus_service.natswire import BufferFull, PubBatch, pub_prefix, publish_pubs
 from argus_service.retained import StoreError, newest_per_subject
 from argus_service.tasks import Background
 from nats.aio.client import Client
@@ -95,11 +95,12 @@ class _Right:
 class _StreamState:
     """Per stream: the last seq stamped, its subjects, the bar or minute being formed, its right."""
 
-    __slots__ = ("closed_subject", "first", "mark", "right", "seq", "subject", "withheld")
+    __slots__ = ("closed_pub", "closed_subject", "first", "mark", "pub", "right", "seq", "subject", "withheld")
 
     def __init__(self, subject: str, closed_subject: str, right: _Right) -> None:
         self.subject = subject  # quote/trade: the one subject; tick/kline: the forming one
         self.closed_subject = closed_subject
+        self.pub, self.closed_pub = pub_prefix(subject), pub_prefix(closed_subject)
         self.right = right
         self.seq = 0
         self.mark = ""
@@ -150,6 +151,7 @@ class Runner:
         self.nc: Client | None = None
         # one lookup per event stamps seq and finds the subject
         self._streams: dict[tuple[str, str, str], _StreamState] = {}
+        self._scratch = bytearray()  # publish(): where each event is encoded
         self._wanted = WantedSet()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
@@ -275,7 +277,8 @@ class Runner:
         stamp = now_us()
         name = self.name
         max_payload = nc.max_payload
-        out: list[tuple[str, bytes]] = []
+        out = PubBatch()
+        payload = self._scratch  # each event encoded into the same buffer, then copied into the batch
         sent: dict[str, int] = {}
         failed = withheld = 0
         self._refresh_rights()
@@ -300,32 +303,33 @@ class Runner:
             ev.ts = stamp
             if not ev.source:
                 ev.source = name
-            subject = state.subject
+            pub = state.pub
             if mark:
                 if mark != state.mark:  # a new bar or minute begins with this version
                     state.mark = mark
                     state.first = seq
                 ev.first_seq = state.first
                 if closed:
-                    subject = state.closed_subject
+                    pub = state.closed_pub
             if not state.right.on:  # a standby stamps seq but does not publish: a lapse of ours shows as a GAP
                 state.withheld += 1
                 withheld += 1
                 continue
-            payload = encode_event(ev)
+            encode_event_into(ev, payload)
             if len(payload) > max_payload:  # its seq is used up: gateways announce the hole
                 failed += 1
+                subject = state.closed_subject if pub is state.closed_pub else state.subject
                 log.warning("event over max_payload dropped", extra={"subject": subject, "bytes": len(payload)})
                 continue
-            out.append((subject, payload))
+            out.add(pub, payload)
             sent[etype] = sent.get(etype, 0) + 1
         try:
-            if out:
-                publish_batch(nc, out)  # one buffer for the batch, no await per event
+            if out.count:
+                publish_pubs(nc, out)  # one buffer for the batch, no await per event
         except (BufferFull, ConnectionError) as e:  # NATS away and its buffer full: the seq holes tell
-            failed += len(out)
+            failed += out.count
             sent = {}
-            log.debug("batch not published", extra={"events": len(out), "error": repr(e)})
+            log.debug("batch not published", extra={"events": out.count, "error": repr(e)})
         # metrics once per batch, not per event (a labelled counter costs more than the publish)
         for etype, n in sent.items():
             self.metrics.published.labels(etype).inc(n)

@@ -39,6 +39,12 @@ def encode_event(event: Event) -> bytes:
     return _mp_enc.encode(event)
 
 
+def encode_event_into(event: Event, buffer: bytearray) -> None:
+    """`encode_event` into `buffer` (replacing what it held): a publisher reusing one buffer
+    makes no bytes object per event."""
+    _mp_enc.encode_into(event, buffer)
+
+
 def decode_event(payload: bytes) -> Event:
     """Raises msgspec.DecodeError / ValidationError on a malformed payload."""
     return _event_dec.decode(payload)

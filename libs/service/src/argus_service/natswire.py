@@ -21,7 +21,8 @@ message (`make bench ABLATE=nats-py-parser`).
 
 And nats-py queues every publish as its own small buffer, which its flusher hands to one
 `writelines` (20 % of the mock's CPU under load, most of it the kernel walking hundreds of tiny
-buffers); `publish_batch` queues a whole batch as one.
+buffers); `publish_pubs` queues a whole batch as one, written into one buffer as it is built
+(`PubBatch`), so a publisher encoding into a reused scratch buffer makes no bytes per message.
 
 They use nats-py internals; `tests/service/test_natswire.py` pins that they keep working.
 """
@@ -223,29 +224,57 @@ class BufferFull(Exception):
     """NATS is away and nats-py's reconnect buffer (`pending_size`) cannot take the batch."""
 
 
+def pub_prefix(subject: str) -> bytes:
+    """The start of a PUB to `subject`, up to its size: made once per subject, reused per message."""
+    return f"PUB {subject}  ".encode()
+
+
+class PubBatch:
+    """PUBs written into one buffer as they come (no bytes object per message, no join)."""
+
+    __slots__ = ("buffer", "count", "payload_bytes")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.count = 0
+        self.payload_bytes = 0
+
+    def add(self, prefix: bytes, payload: bytes | bytearray) -> None:
+        """A PUB of `payload` to the subject `prefix` was made for (`pub_prefix`)."""
+        n = len(payload)
+        buf = self.buffer
+        buf += prefix
+        buf += b"%d\r\n" % n
+        buf += payload
+        buf += b"\r\n"
+        self.count += 1
+        self.payload_bytes += n
+
+
 def publish_batch(nc: Client, messages: list[tuple[str, bytes]]) -> None:
-    """Queue PUBs of (valid subject, payload) in one buffer and wake the flusher once; raises
-    BufferFull (nothing queued) while disconnected with the reconnect buffer full, ValueError for
-    a payload over the server's max_payload. Never waits: the flusher writes it on its next turn."""
+    """`publish_pubs` of (valid subject, payload) pairs; ValueError for a payload over the server's
+    max_payload (nothing queued)."""
+    max_payload = nc.max_payload
+    batch = PubBatch()
+    for subject, payload in messages:
+        if len(payload) > max_payload:
+            raise ValueError(f"payload of {len(payload)} bytes over the server's max_payload {max_payload}")
+        batch.add(pub_prefix(subject), payload)
+    publish_pubs(nc, batch)
+
+
+def publish_pubs(nc: Client, batch: PubBatch) -> None:
+    """Queue a batch's PUBs as one buffer and wake the flusher once; raises BufferFull (nothing
+    queued) while disconnected with the reconnect buffer full. Never waits: the flusher writes it
+    on its next turn."""
     c: Any = nc
     if c.is_closed or c.is_draining_pubs:
         raise ConnectionError("NATS connection closed or draining")
-    max_payload = c._max_payload
-    parts: list[bytes] = []
-    total = 0
-    for subject, payload in messages:
-        n = len(payload)
-        if n > max_payload:
-            raise ValueError(f"payload of {n} bytes over the server's max_payload {max_payload}")
-        parts.append(f"PUB {subject}  {n}\r\n".encode())
-        parts.append(payload)
-        parts.append(b"\r\n")
-        total += n
-    blob = b"".join(parts)
+    blob = bytes(batch.buffer)
     if not c.is_connected and (c._max_pending_size <= 0 or len(blob) + c._pending_data_size > c._max_pending_size):
-        raise BufferFull(f"{len(messages)} messages: reconnect buffer full")
-    c.stats["out_msgs"] += len(messages)
-    c.stats["out_bytes"] += total
+        raise BufferFull(f"{batch.count} messages: reconnect buffer full")
+    c.stats["out_msgs"] += batch.count
+    c.stats["out_bytes"] += batch.payload_bytes
     c._pending.append(blob)
     c._pending_data_size += len(blob)
     _wake_flusher(c)

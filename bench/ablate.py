@@ -1,4 +1,5 @@
-"""`python -m bench.ablate NAME [gateway flags]`: the gateway with one fan-out technique undone.
+"""`python -m bench.ablate NAME [flags]`: the gateway (or, for `MOCK_ABLATIONS`, the mock) with
+one technique undone.
 
 Each ablation swaps one function for the naive version a first implementation would have, so
 `make bench ABLATE=NAME` measures what the technique buys against the same stack and load. The
@@ -17,7 +18,10 @@ from argus_gateway import fanout, session
 from argus_gateway.dataframe import EventFrames
 from argus_gateway.recall import entry_of
 from argus_gateway.topic import Topic
-from argus_protocol import decode_event
+from argus_ingestor_mock import __main__ as mock_main
+from argus_ingestor_mock.market import local_iso
+from argus_ingestor_mock.source import MockSource
+from argus_protocol import BEIJING, Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent, decode_event
 from argus_service import natswire, process
 from nats.protocol.parser import Parser
 
@@ -118,7 +122,46 @@ def unchunked_flush() -> None:
     fanout.Hub.__init__ = __init__  # type: ignore[method-assign]
 
 
+def symbol_by_symbol() -> None:
+    """The mock stepping each symbol alone (Instrument.step, its bars fed every update) instead of
+    the live market's arrays (live.py): the walk, the draws and the events are the same."""
+
+    def update(self: MockSource, symbols: list[str]) -> list[Event]:
+        now_ms = int(self.clock() * 1000)
+        when = local_iso(now_ms, BEIJING)
+        out: list[Event] = []
+        for sym in dict.fromkeys(symbols):
+            plan = self._plans.get(sym)
+            if plan is None:
+                continue
+            inst = self.instruments[sym]
+            quote, trades, tick, periods = plan
+            printed = inst.step(now_ms, when, trades)
+            klines, ticks = inst.feed(now_ms, printed, periods, tick, sym in self._always_set)
+            if quote:
+                out.append(QuoteEvent(symbol=sym, source=self.name, quote=inst.quote(when, self.opts.book)))
+            out.extend(TradeEvent(symbol=sym, source=self.name, trade=t) for t in printed.trades)
+            out.extend(TickEvent(symbol=sym, source=self.name, tick=t) for t in ticks)
+            out.extend(KlineEvent(symbol=sym, source=self.name, kline=k) for k in klines)
+        return out
+
+    def quotes_only(self: MockSource, symbols: list[str], now_ms: int) -> list[Event]:
+        when = local_iso(now_ms, BEIJING)
+        book = self.opts.book
+        return [QuoteEvent(symbol=s, source=self.name, quote=self.instruments[s].quote(when, book)) for s in symbols]
+
+    MockSource._update = update  # type: ignore[method-assign]
+    MockSource._quotes_only = quotes_only  # type: ignore[method-assign]
+    MockSource._go_live = lambda self, symbol: self._order.append(symbol)  # type: ignore[method-assign]
+    MockSource._roll_all = lambda self, now_ms: [  # type: ignore[method-assign]
+        e for sym in self._order for e in self._roll(sym, now_ms, None)
+    ]
+
+
+MOCK_ABLATIONS: dict[str, Callable[[], None]] = {"symbol-by-symbol": symbol_by_symbol}
+
 ABLATIONS: dict[str, Callable[[], None]] = {
+    **MOCK_ABLATIONS,
     "per-frame-writes": per_frame_writes,
     "encode-per-session": encode_per_session,
     "asyncio-loop": asyncio_loop,
@@ -133,7 +176,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
 def main() -> int:
     name, *argv = sys.argv[1:]
     ABLATIONS[name]()
-    return gateway_main.main(argv)
+    return mock_main.main(argv) if name in MOCK_ABLATIONS else gateway_main.main(argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .ablate import MOCK_ABLATIONS
 from .procstat import cpu_seconds
 
 BIN = Path(sys.executable).parent
@@ -105,10 +106,11 @@ class Stack:
         wait_port(nats_port)
         url = f"nats://127.0.0.1:{nats_port}"
         mport = self.mock_metrics_port = free_port()
+        mock = [sys.executable, "-m", "bench.ablate", self.ablate] if self.ablate in MOCK_ABLATIONS else []
         self._spawn(
             "mock",
             [
-                str(BIN / "argus-ingestor-mock"),
+                *(mock or [str(BIN / "argus-ingestor-mock")]),
                 "--nats-url",
                 url,
                 "--metrics-port",
@@ -129,7 +131,8 @@ class Stack:
             self._await_seeding(mport)
         gport = self.metrics_port = free_port()
         # an ablation runs the same gateway with one technique swapped out (bench/ablate.py)
-        launcher = [sys.executable, "-m", "bench.ablate", self.ablate] if self.ablate else [str(BIN / "argus-gateway")]
+        gateway = self.ablate and self.ablate not in MOCK_ABLATIONS
+        launcher = [sys.executable, "-m", "bench.ablate", self.ablate] if gateway else [str(BIN / "argus-gateway")]
         self.gateway = self._spawn(
             "gateway",
             [

@@ -40,19 +40,15 @@ def words(key: int, n: int) -> tuple[int, int, int]:
     return _mix((x + _GOLDEN) & MASK), _mix((x + 2 * _GOLDEN) & MASK), _mix((x + 3 * _GOLDEN) & MASK)
 
 
-_G1, _G2, _G3 = (np.uint64(i * _GOLDEN & MASK) for i in (1, 2, 3))
+_OFFSETS = np.array([[i * _GOLDEN & MASK] for i in (1, 2, 3)], np.uint64)  # a column: broadcast over symbols
 _STRIDE = np.uint64(WORDS * _GOLDEN & MASK)
 _A, _B = np.uint64(_M1), np.uint64(_M2)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
-def _mix_array(x: U64) -> U64:
+def words_array(keys: U64, ns: U64) -> U64:
+    """`words` for many symbols at once: 3 × n (uint64 arithmetic wraps, as the masks above do)."""
+    x = (keys + ns * _STRIDE) + _OFFSETS
     x = (x ^ (x >> _S30)) * _A
     x = (x ^ (x >> _S27)) * _B
     return x ^ (x >> _S31)
-
-
-def words_array(keys: U64, ns: U64) -> tuple[U64, U64, U64]:
-    """`words` for many symbols at once (uint64 arithmetic wraps, as the masks above do)."""
-    x = keys + ns * _STRIDE
-    return _mix_array(x + _G1), _mix_array(x + _G2), _mix_array(x + _G3)

@@ -27,6 +27,7 @@ from .draws import words_array
 from .market import _SPREAD, LIMIT, LOT, VOLATILITY, VOLUME_ROWS, Instrument, Ladders, Print, book_levels
 
 I64 = npt.NDArray[np.int64]
+_TRADE_ROWS = np.arange(3)[:, None]
 
 _COLUMNS = (
     "last", "open", "high", "low", "prev", "lo", "hi", "volume", "amount", "trade_no", "day_end", "look",
@@ -46,9 +47,9 @@ class Stepped:
     volume: I64
     amount: I64
     trades: I64  # 1-3
-    prices: tuple[I64, I64, I64]  # each trade's price (a trade past `trades` repeats the last)
-    volumes: tuple[I64, I64, I64]
-    bits: tuple[I64, I64, I64]  # each trade's 32 bits (the side of an unchanged price)
+    prices: I64  # 3 × n: each trade's price (a trade past `trades` repeats the last)
+    volumes: I64  # 3 × n (0 past `trades`)
+    bits: I64  # 3 × n: each trade's 32 bits (the side of an unchanged price)
     trade_no: I64  # the trade count before this update: its trades are numbered from trade_no + 1
     # minutes gathered for symbols not fed every update that ended with this step: (position, print at, print)
     ended: list[tuple[int, int, Print]]
@@ -189,35 +190,24 @@ class LiveMarket:
         if new_day.any():
             self._new_day(s[new_day], now_ms)
         lo, hi, last = self.lo[s], self.hi[s], self.last[s]
-        drawn = words_array(self._keys[s], self._draws[s])
+        drawn = words_array(self._keys[s], self._draws[s])  # 3 × n
         self._draws[s] += np.uint64(1)
         w0 = drawn[0]
         trades = (1 + ((w0 & np.uint64(0xFF)) * np.uint64(3) >> np.uint64(8))).astype(np.int64)
         scale = last * VOLATILITY * _SPREAD / 4096.0  # the same float operations, in the same order
+        # all three trades' moves and volumes at once (rows), then walked in order, clamped each time
+        bits = (drawn >> np.uint64(8) & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        moves = (((bits & 0xFFF) - (bits >> 12 & 0xFFF)) * scale + 1_000_000.5).astype(np.int64) - 1_000_000
+        on = _TRADE_ROWS < trades  # trade i happens when the update has more than i
+        volumes = (1 + ((bits >> 24 & 0x7F) * 50 >> 7)) * LOT * on
+        prices = np.empty_like(moves)
         price = last
-        prices: list[I64] = []
-        volumes: list[I64] = []
-        bits: list[I64] = []
-        high = low = volume = amount = last  # set by the first trade
-        for i, w in enumerate(drawn):
-            r = (w >> np.uint64(8) & np.uint64(0xFFFFFFFF)).astype(np.int64)
-            move = ((r & 0xFFF) - (r >> 12 & 0xFFF)) * scale + 1_000_000.5
-            p = np.clip(price + move.astype(np.int64) - 1_000_000, lo, hi)
-            vol = (1 + ((r >> 24 & 0x7F) * 50 >> 7)) * LOT
-            if i == 0:
-                high = low = first = p
-                volume, amount = vol, p * vol
-            else:
-                on = trades > i
-                p = np.where(on, p, price)
-                vol = np.where(on, vol, 0)
-                high, low = np.maximum(high, p), np.minimum(low, p)
-                volume = volume + vol
-                amount = amount + p * vol
-            price = p
-            prices.append(p)
-            volumes.append(vol)
-            bits.append(r)
+        for i in range(3):
+            price = prices[i] = np.where(on[i], np.clip(price + moves[i], lo, hi), price)  # past the last: unchanged
+        first = prices[0]
+        high, low = prices.max(axis=0), prices.min(axis=0)
+        volume = volumes.sum(axis=0)
+        amount = (prices * volumes).sum(axis=0)
         # the day so far (Instrument._book_print)
         fresh = self.volume[s] == 0
         self.open[s] = np.where(fresh, first, self.open[s])
@@ -230,11 +220,7 @@ class LiveMarket:
         self.trade_no[s] = trade_no + trades
         self.look[s] = (w0 >> np.uint64(40) | (drawn[2] >> np.uint64(63)) << np.uint64(24)).astype(np.int64)
         ended = self._gather(s, now_ms, first, high, low, price, volume, amount)
-        return Stepped(
-            last, first, high, low, price, volume, amount, trades,
-            (prices[0], prices[1], prices[2]), (volumes[0], volumes[1], volumes[2]), (bits[0], bits[1], bits[2]),
-            trade_no, ended,
-        )  # fmt: skip
+        return Stepped(last, first, high, low, price, volume, amount, trades, prices, volumes, bits, trade_no, ended)
 
     def quotes(self, s: I64, when: str, book: bool) -> list[Quote]:
         """The quotes of slots `s` as they stand (Instrument.quote, for many at once)."""

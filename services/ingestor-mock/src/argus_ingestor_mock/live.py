@@ -28,6 +28,7 @@ from .market import _SPREAD, LIMIT, LOT, VOLATILITY, VOLUME_ROWS, Instrument, La
 
 I64 = npt.NDArray[np.int64]
 _TRADE_ROWS = np.arange(3)[:, None]
+_LOWEST, _HIGHEST = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 _COLUMNS = (
     "last", "open", "high", "low", "prev", "lo", "hi", "volume", "amount", "trade_no", "day_end", "look",
@@ -145,7 +146,7 @@ class LiveMarket:
         self.prev[i], self.lo[i], self.hi[i] = inst.prev_close_t, inst.lo_t, inst.hi_t
         self.volume[i], self.amount[i], self.trade_no[i] = inst.volume, inst.amount_t, inst.trade_no
         self.day_end[i], self.look[i] = inst.day_end, inst.look
-        self.d_minute[i] = -1
+        self._empty(i)
 
     def leave(self, inst: Instrument) -> None:
         """Back to its Instrument (its gathered minute fed to its builders, silently)."""
@@ -178,10 +179,18 @@ class LiveMarket:
     def _take(self, i: int) -> tuple[int, Print] | None:
         if self.d_minute[i] < 0:
             return None
-        self.d_minute[i] = -1
-        return int(self.d_ts[i]), _print(
-            self.d_open[i], self.d_high[i], self.d_low[i], self.d_close[i], self.d_volume[i], self.d_amount[i]
+        taken = (
+            int(self.d_ts[i]),
+            _print(self.d_open[i], self.d_high[i], self.d_low[i], self.d_close[i], self.d_volume[i], self.d_amount[i]),
         )
+        self._empty(i)
+        return taken
+
+    def _empty(self, i: int) -> None:
+        """Nothing gathered: set so that the next update's values replace these (`_gather`)."""
+        self.d_minute[i] = self.d_open[i] = -1
+        self.d_high[i], self.d_low[i] = _LOWEST, _HIGHEST
+        self.d_volume[i] = self.d_amount[i] = 0
 
     # a step ---------------------------------------------------------------------------------
     def step(self, s: I64, now_ms: int) -> Stepped:
@@ -276,13 +285,13 @@ class LiveMarket:
             gathered = self._take(int(s[pos]))
             assert gathered is not None
             ended.append((pos, *gathered))
-        fresh = self.d_minute[s] < 0
-        self.d_open[s] = np.where(fresh, first, self.d_open[s])
-        self.d_high[s] = np.where(fresh, high, np.maximum(self.d_high[s], high))
-        self.d_low[s] = np.where(fresh, low, np.minimum(self.d_low[s], low))
+        d_open = self.d_open[s]
+        self.d_open[s] = np.where(d_open < 0, first, d_open)
+        self.d_high[s] = np.maximum(self.d_high[s], high)
+        self.d_low[s] = np.minimum(self.d_low[s], low)
         self.d_close[s] = close
-        self.d_volume[s] = np.where(fresh, 0, self.d_volume[s]) + volume
-        self.d_amount[s] = np.where(fresh, 0, self.d_amount[s]) + amount
+        self.d_volume[s] += volume
+        self.d_amount[s] += amount
         self.d_minute[s] = minute
         self.d_ts[s] = now_ms
         return ended

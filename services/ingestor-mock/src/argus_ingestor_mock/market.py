@@ -2,9 +2,11 @@
 
 Prices are held as integer ticks (0.01), so every published price sits exactly on the tick and
 turnover adds up exactly. Everything about a symbol follows from its state and its own random
-generators, seeded from the run's seed and the symbol: a run with `--seed` is repeatable symbol by
-symbol, whatever else is wanted (the book draws from a generator of its own, so publishing quotes
-or not does not change the prices).
+draws, keyed by the run's seed and the symbol: a run with `--seed` is repeatable symbol by symbol,
+whatever else is wanted. An update's draws (draws.py: its trades and its book) depend only on the
+update's number, so publishing or looking at quotes never changes the prices, and the live market
+(live.py), which steps many symbols at once, walks exactly as `step` does; the past's aggregate
+steps (`step_span`) draw from a generator of their own.
 
 Per instrument, every update feeds the klines of all six periods and the 分时 line (cheap
 accumulators); payloads are built only for what the caller asks for. The trading day rolls over

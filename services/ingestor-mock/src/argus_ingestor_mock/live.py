@@ -8,7 +8,7 @@ two walks agree to the tick (tests/mock). `store` writes a slot back into its In
 the scalar side needs it (a look, leaving, closing bars).
 
 Bars and 分时 stay in each Instrument's builders. A symbol whose bars nobody is sent right now
-does not feed them every update: its minute is gathered here (`deferred`) and fed as one print
+does not feed them every update: its minute is gathered here (`take`, `_gather`) and fed as one print
 when the minute ends or when its bars are wanted, which the builders fold exactly as the
 updates one by one (open of the first, extremes, close of the last, summed totals).
 """
@@ -24,7 +24,7 @@ from argus_ingestor.bars import bucket_end_ms, bucket_start_ms
 from argus_protocol import Quote, Trade
 
 from .draws import words_array
-from .market import _SPREAD, LIMIT, LOT, VOLATILITY, VOLUME_ROWS, Instrument, Ladders, Print, book_levels
+from .market import LIMIT, LOT, SPREAD, VOLATILITY, VOLUME_ROWS, Instrument, Ladders, Print, book_levels
 
 I64 = npt.NDArray[np.int64]
 _TRADE_ROWS = np.arange(3)[:, None]
@@ -203,7 +203,7 @@ class LiveMarket:
         self._draws[s] += np.uint64(1)
         w0 = drawn[0]
         trades = (1 + ((w0 & np.uint64(0xFF)) * np.uint64(3) >> np.uint64(8))).astype(np.int64)
-        scale = last * VOLATILITY * _SPREAD / 4096.0  # the same float operations, in the same order
+        scale = last * VOLATILITY * SPREAD / 4096.0  # the same float operations, in the same order
         # all three trades' moves and volumes at once (rows), then walked in order, clamped each time
         bits = (drawn >> np.uint64(8) & np.uint64(0xFFFFFFFF)).astype(np.int64)
         moves = (((bits & 0xFFF) - (bits >> 12 & 0xFFF)) * scale + 1_000_000.5).astype(np.int64) - 1_000_000

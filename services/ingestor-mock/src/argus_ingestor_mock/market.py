@@ -32,7 +32,7 @@ LOT = 100
 LEVELS = 5
 LIMIT = 0.10  # ±10% daily price limit around prev_close
 VOLATILITY = 0.0008  # per trade, relative standard deviation
-_SPREAD = 6**0.5  # (u1 - u2) of two uniforms has standard deviation 1/sqrt(6)
+SPREAD = 6**0.5  # (u1 - u2) of two uniforms has standard deviation 1/sqrt(6)
 LOTS_PER_TRADE = 25.5  # mean lots per trade: 1 + uniform 0..49
 _LOTS_VAR = (50**2 - 1) / 12
 
@@ -152,7 +152,7 @@ class Instrument:
             self._new_day(now_ms)
         lo, hi = self.lo_t, self.hi_t
         last = self.last_t
-        scale = last * VOLATILITY * _SPREAD / 4096.0
+        scale = last * VOLATILITY * SPREAD / 4096.0
         drawn = words(self.key, self.draws)  # 8 bits pick 1-3 trades, 32 bits per trade, 25 the book
         self.draws += 1
         w0 = drawn[0]

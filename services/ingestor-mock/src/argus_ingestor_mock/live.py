@@ -4,8 +4,8 @@
 walk uses; while a symbol is live its day lives here instead, so an update costs a share of a few
 array operations rather than a dozen Python calls. A step draws exactly what `Instrument.step`
 would (draws.py: the same words for the same update number) and applies the same model, so the
-two walks agree to the tick (tests/mock). `store` writes a slot back into its Instrument whenever
-the scalar side needs it (a look, leaving, closing bars).
+two walks agree to the tick (tests/mock). `store` writes a slot back into its Instrument when the
+scalar side needs it (a quote looked at); `leave` does so for good.
 
 Bars and 分时 stay in each Instrument's builders. A symbol whose bars nobody is sent right now
 does not feed them every update: its minute is gathered here (`take`, `_gather`) and fed as one print
@@ -16,6 +16,7 @@ updates one by one (open of the first, extremes, close of the last, summed total
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 import numpy as np
@@ -38,15 +39,10 @@ _COLUMNS = (
 
 @dataclass(slots=True)
 class Stepped:
-    """One step's updates, position i for the i-th slot asked for; prices in ticks."""
+    """One step's trades (position i for the i-th slot asked for; prices in ticks) and the minutes
+    it ended; the day's new state is in the LiveMarket."""
 
     before: I64  # the last price before the update
-    first: I64
-    high: I64
-    low: I64
-    close: I64
-    volume: I64
-    amount: I64
     trades: I64  # 1-3
     prices: I64  # 3 × n: each trade's price (a trade past `trades` repeats the last)
     volumes: I64  # 3 × n (0 past `trades`)
@@ -103,7 +99,7 @@ class LiveMarket:
     d_volume: I64
     d_amount: I64
 
-    def __init__(self, tz: object, ladders: Ladders, capacity: int = 64) -> None:
+    def __init__(self, tz: tzinfo, ladders: Ladders, capacity: int = 64) -> None:
         self._tz = tz
         self._ladders = ladders
         self._slot: dict[str, int] = {}
@@ -229,7 +225,7 @@ class LiveMarket:
         self.trade_no[s] = trade_no + trades
         self.look[s] = (w0 >> np.uint64(40) | (drawn[2] >> np.uint64(63)) << np.uint64(24)).astype(np.int64)
         ended = self._gather(s, now_ms, first, high, low, price, volume, amount)
-        return Stepped(last, first, high, low, price, volume, amount, trades, prices, volumes, bits, trade_no, ended)
+        return Stepped(last, trades, prices, volumes, bits, trade_no, ended)
 
     def quotes(self, s: I64, when: str, book: bool) -> list[Quote]:
         """The quotes of slots `s` as they stand (Instrument.quote, for many at once)."""
@@ -278,7 +274,7 @@ class LiveMarket:
         self, s: I64, now_ms: int, first: I64, high: I64, low: I64, close: I64, volume: I64, amount: I64
     ) -> list[tuple[int, int, Print]]:
         """Add this update to each symbol's gathered minute; hand back the minutes it ended."""
-        minute = bucket_start_ms(now_ms, 60, self._tz)  # type: ignore[arg-type]
+        minute = bucket_start_ms(now_ms, 60, self._tz)
         had = self.d_minute[s]
         ended: list[tuple[int, int, Print]] = []
         for pos in np.flatnonzero((had >= 0) & (had != minute)).tolist():
@@ -303,7 +299,7 @@ class LiveMarket:
         prev = self.prev[s]
         self.lo[s] = prev - (prev * LIMIT).astype(np.int64)
         self.hi[s] = prev + (prev * LIMIT).astype(np.int64)
-        self.day_end[s] = bucket_end_ms(bucket_start_ms(now_ms, 86400, self._tz), 86400, self._tz)  # type: ignore[arg-type]
+        self.day_end[s] = bucket_end_ms(bucket_start_ms(now_ms, 86400, self._tz), 86400, self._tz)
         self.volume[s] = 0
         self.amount[s] = 0
 

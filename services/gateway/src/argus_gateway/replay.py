@@ -237,7 +237,7 @@ class Replayer:
                 req.items.popleft()
                 self._run(session, req, topic, want)
                 continue
-            session.replays.popleft()
+            session.replays.pop(0)
             self._finish(session, req)
 
     def _finish(self, session: Session, req: ReplayRequest) -> None:

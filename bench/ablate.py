@@ -9,6 +9,7 @@ production code carries no switches for this; the swaps live here and touch noth
 from __future__ import annotations
 
 import asyncio
+import bisect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from argus_gateway.recall import entry_of
 from argus_gateway.topic import Topic
 from argus_ingestor_mock import __main__ as mock_main
 from argus_ingestor_mock.market import local_iso
-from argus_ingestor_mock.source import MockSource
+from argus_ingestor_mock.source import MockSource, slot_key
 from argus_protocol import BEIJING, Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent, decode_event
 from argus_service import natswire, process
 from nats.protocol.parser import Parser
@@ -112,6 +113,12 @@ def gentle_gather() -> None:
     fanout.GATHER_SPAN = 0.6
 
 
+def blind_gather() -> None:
+    """Gathering that holds writes however far apart the upstream's bursts come (as before)
+    instead of only when more input arrives within the hold."""
+    fanout.BURST_GAP_US = 1 << 62  # no gap counts as one: the smoothed gap stays 0
+
+
 def unchunked_flush() -> None:
     """One pass over every dirty socket per loop turn, however long (no 4 ms flush budget)."""
     original_init: Callable[..., None] = fanout.Hub.__init__
@@ -152,13 +159,24 @@ def symbol_by_symbol() -> None:
 
     MockSource._update = update  # type: ignore[method-assign]
     MockSource._quotes_only = quotes_only  # type: ignore[method-assign]
-    MockSource._go_live = lambda self, symbol: self._order.append(symbol)  # type: ignore[method-assign]
+    MockSource._go_live = lambda self, symbol: bisect.insort(self._order, symbol, key=slot_key)  # type: ignore[method-assign]
     MockSource._roll_all = lambda self, now_ms: [  # type: ignore[method-assign]
         e for sym in self._order for e in self._roll(sym, now_ms, None)
     ]
 
 
-MOCK_ABLATIONS: dict[str, Callable[[], None]] = {"symbol-by-symbol": symbol_by_symbol}
+def joined_order() -> None:
+    """The mock's update order as symbols joined (000001, 000002, ... in successive steps, so a
+    client of neighbouring codes gets each in a step of its own) instead of hash order."""
+
+    def go_live(self: MockSource, symbol: str) -> None:
+        self._order.append(symbol)
+        self._live.join(self.instruments[symbol])
+
+    MockSource._go_live = go_live  # type: ignore[method-assign]
+
+
+MOCK_ABLATIONS: dict[str, Callable[[], None]] = {"symbol-by-symbol": symbol_by_symbol, "joined-order": joined_order}
 
 ABLATIONS: dict[str, Callable[[], None]] = {
     **MOCK_ABLATIONS,
@@ -170,6 +188,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "subscribe-and-wait": subscribe_and_wait,
     "nats-py-parser": nats_py_parser,
     "gentle-gather": gentle_gather,
+    "blind-gather": blind_gather,
 }
 
 

@@ -86,6 +86,9 @@ SCENARIOS = {
         Scenario("heavy-nobook", *_HEAVY, mock_env={"MOCK_BOOK": "false"}),
         # heavy with the yardstick's source shape: every symbol at once, every 100 ms
         Scenario("heavy-bursty", *_HEAVY, mock_env={"MOCK_STEPS": "10"}),
+        # the mock's steps before 2026-12-02 (50 a second, 20 ms): each client's updates in more, smaller writes
+        Scenario("seed-50steps", 1000, 20, 1000, 1.0, mock_env={"MOCK_STEPS": "50"}),
+        Scenario("heavy-50steps", *_HEAVY, mock_env={"MOCK_STEPS": "50"}),
         Scenario("heavy-batch", *_HEAVY, query="batch=1"),
         Scenario("heavy-conflate", *_HEAVY, query="conflate_ms=250"),
         Scenario("heavy-msgpack", *_HEAVY, query="encoding=msgpack"),

@@ -223,7 +223,7 @@ async def test_updates_spread_over_the_second_in_small_batches() -> None:
     await asyncio.sleep(1.05)
     await src.stop()
     await asyncio.wait_for(task, 1)
-    assert sum(sizes) >= 480 and max(sizes) <= 20  # 501 symbols over ~50 steps, not one burst
+    assert sum(sizes) >= 480 and max(sizes) <= 21  # 501 symbols over 25 steps, not one burst
 
 
 async def test_any_market_can_be_wanted_and_a_late_joiner_sees_the_whole_day() -> None:

@@ -7,8 +7,8 @@ from a consistent day; only the payloads that are wanted get built. A symbol nob
 more (outside the universe) stops updating but keeps its state, and resumes from it when wanted
 again, so its volume never goes backwards.
 
-Updates are spread over each second: the active symbols are sliced across ~20 ms steps, each step
-yields one batch.
+Updates are spread over each second: the active symbols are sliced across ~40 ms steps (in hash
+order), each step yields one batch.
 
 A symbol's past is seeded when it first becomes active (history.py): its past walk's events go out
 in one batch before its first live one, and its live walk continues from where the past ended.
@@ -18,10 +18,12 @@ Only streams JetStream retains nothing of are seeded (`SourceContext.retained_se
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
 import re
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -40,7 +42,7 @@ from .timeline import Timeline
 log = logging.getLogger("argus.mock")
 
 ALWAYS = ("000001.SZ", "600000.SH")
-STEPS_PER_SECOND = 50  # how finely a second is sliced, so updates spread rather than burst
+STEPS_PER_SECOND = 25  # how finely a second is sliced: updates spread, each step a batch (bench/README.md)
 MAX_DORMANT = 100_000  # unwanted symbols whose state is kept for when they are wanted again
 CLOSED_REASON = "outside the A-share trading session (09:30-11:30, 13:00-15:00 Beijing)"
 KLINES_RETAINED = 1000  # closed bars JetStream keeps per symbol and period: seeding more is wasted
@@ -58,6 +60,12 @@ _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")  # a source name is a NATS subject t
 
 def universe_symbols(n: int) -> list[str]:
     return [f"{i:06d}.SZ" for i in range(1, n + 1)]
+
+
+def slot_key(symbol: str) -> int:
+    """Where a symbol sits in the update order: a hash, so a client's symbols (often neighbouring
+    codes) fall into steps independently, as a real feed's do, not each into a step of its own."""
+    return zlib.crc32(symbol.encode())
 
 
 class MockOptions:
@@ -223,7 +231,7 @@ class MockSource(Source):
     async def events(self) -> AsyncIterator[list[Event]]:
         rate = self.opts.rate
         slots = max(1, int(self.opts.steps // rate))
-        period = 1.0 / (rate * slots)  # at most ~20 ms, so stop() is seen within that
+        period = 1.0 / (rate * slots)  # 40-80 ms, so stop() is seen within that
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         slot = 0
@@ -352,7 +360,7 @@ class MockSource(Source):
         return QuoteEvent(symbol=symbol, source=self.name, quote=inst.quote(local_iso(now_ms, BEIJING), self.opts.book))
 
     def _go_live(self, symbol: str) -> None:
-        self._order.append(symbol)
+        bisect.insort(self._order, symbol, key=slot_key)
         self._live.join(self.instruments[symbol])
 
     # live ---------------------------------------------------------------------------------

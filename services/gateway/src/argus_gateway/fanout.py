@@ -36,6 +36,8 @@ _CLOCK_EVERY = 64  # sessions flushed between looks at the clock
 GATHER_FROM = 0.4  # CPU load (of one core) above which writes start to gather
 LOAD_WINDOW = 0.1  # seconds over which that load is measured
 GATHER_SPAN = 0.25  # load above GATHER_FROM at which gathering reaches max_gather (0.6 cost heavy 11 % more CPU)
+BURST_GAP_US = 500  # events closer than this arrived together
+MAX_GAP_US = 1_000_000  # a quiet spell (lunch, a night) counts as a second, so gathering recovers in a few bursts
 LATENCY_SAMPLES = 32  # events per flush pass whose latency is observed, at most (evenly spread)
 LATE_QUIET = 0.2  # seconds without late events that end a late burst
 HISTORY_IDLE = 10.0  # seconds a topic keeps its compacted view after the last replay used it
@@ -87,6 +89,8 @@ class Hub:
         self.max_age_us = int(max_event_age * 1e6)  # older on arrival: not live (a burst NATS held back)
         self._late: set[Topic] = set()  # topics inside such a burst
         self._gather = 0.0  # seconds the next flush waits, from the gateway's recent CPU load
+        self._input_us = 0  # epoch µs of the last event in
+        self._input_gap = 0.0  # µs between input bursts, smoothed (gaps under BURST_GAP_US are one burst)
         self._load_at = time.perf_counter()
         self._load_cpu = time.process_time()
         self.topics: dict[str, Topic] = {}
@@ -187,6 +191,10 @@ class Hub:
         topic.live += 1
         topic.remember(entry_of(event, raw))
         now = self.clock.now()
+        gap = self.clock.us - self._input_us
+        self._input_us = self.clock.us
+        if gap > BURST_GAP_US:
+            self._input_gap += (min(gap, MAX_GAP_US) - self._input_gap) / 8
         if event.ts and self.max_age_us and self.clock.us - event.ts > self.max_age_us:
             if not topic.late_from:  # too late to be live: one GAP and the newest as a snapshot, after it
                 topic.late_from = seq
@@ -228,8 +236,9 @@ class Hub:
     def _adapt_gather(self) -> None:
         """Gathering that follows the load: below GATHER_FROM of a core the gateway writes at once;
         busier, the next writes wait up to max_gather so each send (~11 µs of CPU on loopback,
-        whatever it carries: bench/sendfloor.py) carries more. CPU time, not wall time: a core
-        shared with NATS and the source is no signal."""
+        whatever it carries: bench/sendfloor.py) carries more, unless the upstream's bursts come
+        further apart than the wait. CPU time, not wall time: a core shared with NATS and the
+        source is no signal."""
         now = time.perf_counter()
         span = now - self._load_at
         if span < LOAD_WINDOW:
@@ -238,7 +247,10 @@ class Hub:
         load = (cpu - self._load_cpu) / span
         self._load_at, self._load_cpu = now, cpu
         over = (load - GATHER_FROM) / GATHER_SPAN
-        self._gather = 0.0 if over <= 0 else self.max_gather * min(1.0, over)
+        wait = 0.0 if over <= 0 else self.max_gather * min(1.0, over)
+        # holding writes pays only if more input comes within the hold: a source that steps every
+        # 40 ms gains nothing from a 10 ms wait but the 10 ms
+        self._gather = wait if wait * 1e6 > self._input_gap else 0.0
 
     def mark_dirty(self, session: Session) -> None:
         self._dirty.append(session)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 
 import pytest
-from argus_ingestor import WantedSet
+from argus_ingestor import HistoryQuery, WantedSet
 from argus_ingestor_mock.market import Instrument, base_price, local_iso
 from argus_ingestor_mock.schedule import is_open
 from argus_ingestor_mock.source import ALWAYS, MockSource, universe_symbols
-from argus_protocol import BEIJING, PERIODS, Stream
+from argus_protocol import BEIJING, PERIODS, QuoteEvent, Stream
 
 T0 = int(datetime(2026, 11, 23, 10, 0, tzinfo=BEIJING).timestamp() * 1000)  # a Monday
 
@@ -351,3 +352,31 @@ def test_rate_defaults_to_one_over_the_update_interval() -> None:
     assert MockSource({"update_interval": 0.25}).opts.rate == 4.0
     assert MockSource({"update_interval": 0.25, "rate": "2"}).opts.rate == 2.0
     assert MockSource({"seed": "42", "universe": "5"}).opts.seed == 42
+
+
+async def test_quotes_of_hundreds_of_cold_symbols_do_not_stall_the_mock() -> None:
+    """Each walks its day's past (seconds for 200 after the close); the loop, and with it the
+    heartbeats and live steps, keeps running meanwhile."""
+    src = MockSource({"rate": 1, "universe": 10, "seed": 1, "history": 0}, clock=lambda: bj("2026-11-23 15:30:00"))
+    cold = tuple(f"{i:06d}.SZ" for i in range(300001, 300201))
+    query = HistoryQuery("quote", (*cold, "000001.SZ"), "", None, None, None, 1, "none", BEIJING)
+    src.instruments["000001.SZ"] = Instrument("000001.SZ", 1)  # a running one is answered from its state
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    answer = await src.history(query)
+    took = time.perf_counter() - started
+    ticker.cancel()
+    assert [q.symbol for q in answer.events] == [*cold, "000001.SZ"]
+    assert all(isinstance(q, QuoteEvent) and q.quote.price > 0 for q in answer.events)
+    stood = max(gaps, default=took)  # no gap at all: the loop never ran while they were walked
+    assert stood < 0.25, f"the loop stood still {stood:.2f} s while {took:.2f} s of quotes were walked"

@@ -343,7 +343,7 @@ class MockSource(Source):
     async def history(self, query: HistoryQuery) -> HistoryAnswer:
         now_ms = int(self.clock() * 1000)
         if query.kind == "quote":
-            return HistoryAnswer([q for s in query.symbols if (q := self._quote_now(s, now_ms)) is not None])
+            return HistoryAnswer(await self._quotes_now(query.symbols, now_ms))
         # a fresh instrument walks the past: off the event loop, the live walk goes on meanwhile
         if query.kind == "kline":
             return await asyncio.to_thread(self.past.bars, query, now_ms)
@@ -351,10 +351,19 @@ class MockSource(Source):
             return await asyncio.to_thread(self.past.ticks, query, now_ms)
         return await asyncio.to_thread(self.past.trades, query, now_ms)
 
-    def _quote_now(self, symbol: str, now_ms: int) -> QuoteEvent | None:
-        inst = self.instruments.get(symbol)
-        if inst is None or symbol in self._pending:
-            return self.past.quote(symbol, now_ms)
+    async def _quotes_now(self, symbols: list[str], now_ms: int) -> list[QuoteEvent]:
+        """Running symbols' quotes from their state, on the loop; the others walk their day's past
+        off it (hundreds of them take seconds after the close, which would stall heartbeats)."""
+        running = {s: self._quote_of(s, now_ms) for s in symbols if s in self.instruments and s not in self._pending}
+        cold = [s for s in symbols if s not in running]
+        walked = dict(zip(cold, await asyncio.to_thread(self._walk_quotes, cold, now_ms), strict=True)) if cold else {}
+        return [q for s in symbols if (q := running[s] if s in running else walked[s]) is not None]
+
+    def _walk_quotes(self, symbols: list[str], now_ms: int) -> list[QuoteEvent | None]:
+        return [self.past.quote(s, now_ms) for s in symbols]
+
+    def _quote_of(self, symbol: str, now_ms: int) -> QuoteEvent:
+        inst = self.instruments[symbol]
         if symbol in self._live:
             self._live.store(inst)
         return QuoteEvent(symbol=symbol, source=self.name, quote=inst.quote(local_iso(now_ms, BEIJING), self.opts.book))

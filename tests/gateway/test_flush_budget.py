@@ -7,8 +7,8 @@ import time
 
 from argus_gateway.fanout import Hub
 from argus_gateway.metrics import GatewayMetrics
-from argus_gateway.session import Session
 from argus_protocol import Subjects
+from hubsession import hub_session
 from prometheus_client import CollectorRegistry
 
 
@@ -34,20 +34,7 @@ class SlowTransport:
 async def test_flush_yields_after_its_budget_and_delivers_everything_next_turns() -> None:
     hub = Hub(None, Subjects(), GatewayMetrics(CollectorRegistry()), on_demand_change=lambda: None, flush_budget=0.002)
     transports = [SlowTransport() for _ in range(1000)]  # 50 ms of writes in all
-    sessions = [
-        Session(
-            f"s{i}",
-            t,
-            "json",
-            outbox_bytes=1 << 20,
-            high_water=1 << 18,
-            slow_close=False,
-            on_dirty=hub.mark_dirty,
-            on_slow=lambda s: None,
-            gap_frame=hub.gap_frame,
-        )
-        for i, t in enumerate(transports)
-    ]
+    sessions = [hub_session(hub, t, f"s{i}") for i, t in enumerate(transports)]
     for s in sessions:
         s.push_frame(b"frame")
     ticks = 0

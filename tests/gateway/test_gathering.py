@@ -11,9 +11,9 @@ import time
 
 from argus_gateway.fanout import Hub
 from argus_gateway.metrics import GatewayMetrics
-from argus_gateway.session import Session
 from argus_protocol import Stream, Subjects
 from eventfactory import quote
+from hubsession import hub_session
 from prometheus_client import CollectorRegistry
 
 SYMBOL = "000001.SZ"
@@ -45,17 +45,7 @@ async def deliver(gap: float, events: int) -> tuple[list[float], list[list[int]]
     """Events `gap` apart to one busy session: each event's delay to its write, and each write's seqs."""
     hub = Hub(None, Subjects(), GatewayMetrics(CollectorRegistry()), on_demand_change=lambda: None, max_gather=HOLD)
     transport = TimedTransport()
-    session = Session(
-        "s",
-        transport,
-        "json",
-        outbox_bytes=1 << 20,
-        high_water=1 << 18,
-        slow_close=False,
-        on_dirty=hub.mark_dirty,
-        on_slow=lambda s: None,
-        gap_frame=hub.gap_frame,
-    )
+    session = hub_session(hub, transport)
     topic = hub.add(session, Stream("quote", SYMBOL))
     assert topic is not None
     stop = threading.Event()

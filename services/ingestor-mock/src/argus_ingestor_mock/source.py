@@ -25,7 +25,7 @@ import re
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from argus_ingestor import HistoryAnswer, HistoryQuery, Source, SourceContext, WantedSet
@@ -351,7 +351,7 @@ class MockSource(Source):
             return await asyncio.to_thread(self.past.ticks, query, now_ms)
         return await asyncio.to_thread(self.past.trades, query, now_ms)
 
-    async def _quotes_now(self, symbols: list[str], now_ms: int) -> list[QuoteEvent]:
+    async def _quotes_now(self, symbols: Sequence[str], now_ms: int) -> list[Event]:
         """Running symbols' quotes from their state, on the loop; the others walk their day's past
         off it (hundreds of them take seconds after the close, which would stall heartbeats)."""
         running = {s: self._quote_of(s, now_ms) for s in symbols if s in self.instruments and s not in self._pending}

@@ -9,7 +9,6 @@ production code carries no switches for this; the swaps live here and touch noth
 from __future__ import annotations
 
 import asyncio
-import bisect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from argus_gateway.recall import entry_of
 from argus_gateway.topic import Topic
 from argus_ingestor_mock import __main__ as mock_main
 from argus_ingestor_mock.market import local_iso
-from argus_ingestor_mock.source import MockSource, slot_key
+from argus_ingestor_mock.source import MockSource
 from argus_protocol import BEIJING, Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent, decode_event
 from argus_service import natswire, process
 from nats.protocol.parser import Parser
@@ -159,7 +158,7 @@ def symbol_by_symbol() -> None:
 
     MockSource._update = update  # type: ignore[method-assign]
     MockSource._quotes_only = quotes_only  # type: ignore[method-assign]
-    MockSource._go_live = lambda self, symbol: bisect.insort(self._order, symbol, key=slot_key)  # type: ignore[method-assign]
+    MockSource._go_live = MockSource._enter_order  # type: ignore[method-assign]  # in the order, not in live.py
     MockSource._roll_all = lambda self, now_ms: [  # type: ignore[method-assign]
         e for sym in self._order for e in self._roll(sym, now_ms, None)
     ]
@@ -169,11 +168,7 @@ def joined_order() -> None:
     """The mock's update order as symbols joined (000001, 000002, ... in successive steps, so a
     client of neighbouring codes gets each in a step of its own) instead of hash order."""
 
-    def go_live(self: MockSource, symbol: str) -> None:
-        self._order.append(symbol)
-        self._live.join(self.instruments[symbol])
-
-    MockSource._go_live = go_live  # type: ignore[method-assign]
+    MockSource._enter_order = lambda self, symbol: self._order.append(symbol)  # type: ignore[method-assign]
 
 
 MOCK_ABLATIONS: dict[str, Callable[[], None]] = {"symbol-by-symbol": symbol_by_symbol, "joined-order": joined_order}

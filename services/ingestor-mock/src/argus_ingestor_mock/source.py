@@ -7,8 +7,8 @@ from a consistent day; only the payloads that are wanted get built. A symbol nob
 more (outside the universe) stops updating but keeps its state, and resumes from it when wanted
 again, so its volume never goes backwards.
 
-Updates are spread over each second: the active symbols are sliced across ~40 ms steps (in hash
-order), each step yields one batch.
+Updates are spread over each second: the active symbols are sliced across 25 steps a second (in
+hash order; fewer when the rate does not divide them: 20 at rate 10), each step yields one batch.
 
 A symbol's past is seeded when it first becomes active (history.py): its past walk's events go out
 in one batch before its first live one, and its live walk continues from where the past ended.
@@ -231,7 +231,7 @@ class MockSource(Source):
     async def events(self) -> AsyncIterator[list[Event]]:
         rate = self.opts.rate
         slots = max(1, int(self.opts.steps // rate))
-        period = 1.0 / (rate * slots)  # 40-80 ms, so stop() is seen within that
+        period = 1.0 / (rate * slots)  # 40-80 ms (1/rate above 25/s), so stop() is seen within that
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         slot = 0
@@ -369,8 +369,11 @@ class MockSource(Source):
         return QuoteEvent(symbol=symbol, source=self.name, quote=inst.quote(local_iso(now_ms, BEIJING), self.opts.book))
 
     def _go_live(self, symbol: str) -> None:
-        bisect.insort(self._order, symbol, key=slot_key)
+        self._enter_order(symbol)
         self._live.join(self.instruments[symbol])
+
+    def _enter_order(self, symbol: str) -> None:
+        bisect.insort(self._order, symbol, key=slot_key)
 
     # live ---------------------------------------------------------------------------------
     def _update(self, symbols: list[str]) -> list[Event]:

@@ -76,7 +76,7 @@ async def deliver(gap: float, events: int) -> tuple[list[float], list[list[int]]
 
 async def test_a_busy_gateway_gathers_events_that_come_close_together() -> None:
     _, written = await deliver(0.002, 200)
-    # the first events only teach the hub their spacing (a start counts as after a quiet second)
+    # the first events only teach the hub their spacing (the quiet before them counts as a gap)
     late = [seqs for seqs in written if min(seqs) > 100]
     assert len(late) < 40, f"{len(late)} writes for 100 events 2 ms apart: the busy hub did not gather"
 

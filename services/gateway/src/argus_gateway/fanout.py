@@ -89,7 +89,7 @@ class Hub:
         self.max_age_us = int(max_event_age * 1e6)  # older on arrival: not live (a burst NATS held back)
         self._late: set[Topic] = set()  # topics inside such a burst
         self._gather = 0.0  # seconds the next flush waits, from the gateway's recent CPU load
-        self._input_us = 0  # epoch µs of the last event in
+        self._input_us = time.time_ns() // 1000  # epoch µs of the last event in (none yet: the start)
         self._input_gap = 0.0  # µs between input bursts, smoothed (gaps under BURST_GAP_US are one burst)
         self._load_at = time.perf_counter()
         self._load_cpu = time.process_time()
@@ -191,11 +191,12 @@ class Hub:
         topic.live += 1
         topic.remember(entry_of(event, raw))
         now = self.clock.now()
-        gap = self.clock.us - self._input_us
-        self._input_us = self.clock.us
+        us = self.clock.us
+        gap = us - self._input_us
+        self._input_us = us
         if gap > BURST_GAP_US:
             self._input_gap += (min(gap, MAX_GAP_US) - self._input_gap) / 8
-        if event.ts and self.max_age_us and self.clock.us - event.ts > self.max_age_us:
+        if event.ts and self.max_age_us and us - event.ts > self.max_age_us:
             if not topic.late_from:  # too late to be live: one GAP and the newest as a snapshot, after it
                 topic.late_from = seq
                 self._late.add(topic)

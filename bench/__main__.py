@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import loadgen, sendfloor
+from . import loadgen, quotefloor, sendfloor
 from .ablate import ABLATIONS
 from .procstat import rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
@@ -321,6 +321,12 @@ def main() -> int:
     print(
         f"send floor: {floor['us_per_send']} µs of CPU per send() ({floor['sockets']:,} loopback sockets, "
         f"{floor['size']:,} B, {floor['sends_per_s']:,}/s, a reader on the other core; bench/sendfloor.py)\n"
+    )
+    quotes = info["quote_floor"] = quotefloor.measure(core=stack_core)
+    print(
+        f"quote floor: {quotes['us_per_quote_back_to_back']} µs of CPU per quote back to back, "
+        f"{quotes['us_per_quote_paced']} at {quotes['steps_per_s']} steps a second of {quotes['per_step']} "
+        "(a QuoteEvent built from ready numbers, encoded, added to a PUB batch, nothing else; bench/quotefloor.py)\n"
     )
     us_per_send = floor["us_per_send"]
     print(HEADER, flush=True)

@@ -40,3 +40,28 @@ def test_send_floor_times_real_sends_and_the_floor_charges_a_runs_writes() -> No
     run = with_floor({"gateway_writes_per_s": 10_000, "delivered_per_s": 200_000}, 10.0)
     assert run["send_floor_us_per_message"] == 0.5
     assert with_floor({"gateway_writes_per_s": 0, "delivered_per_s": 1}, 10.0)["send_floor_us_per_message"] is None
+
+
+def test_quote_floor_builds_and_encodes_real_quote_events() -> None:
+    """bench/quotefloor.py's step is the real thing minus the simulation: its PUBs carry quote
+    events with five-level books that Argus's own decoder reads back."""
+    from argus_protocol import QuoteEvent, decode_event
+
+    from bench.quotefloor import measure, steps
+
+    per_quote, pubs = steps(per_step=30, count=3, period=0.0, symbols=40)
+    assert per_quote > 0
+    subjects, events, pos = [], [], 0
+    while pos < len(pubs):  # PUB <subject>  <size>\r\n<payload>\r\n, as nats-server reads them
+        eol = pubs.index(b"\r\n", pos)
+        verb, subject, size = pubs[pos:eol].split()
+        end = eol + 2 + int(size)
+        assert verb == b"PUB" and pubs[end : end + 2] == b"\r\n"
+        subjects.append(subject.decode())
+        events.append(decode_event(pubs[eol + 2 : end]))
+        pos = end + 2
+    assert len(events) == 30 and all(isinstance(e, QuoteEvent) and e.seq == 3 for e in events)
+    assert subjects == [f"quote.{e.symbol}" for e in events]
+    assert all(len(e.quote.bid_prices) == len(e.quote.ask_volumes) == 5 for e in events)
+    floor = measure(per_step=30, count=3, period=0.01, symbols=40, core=None)
+    assert floor["steps_per_s"] == 100 and floor["us_per_quote_paced"] > 0

@@ -65,3 +65,17 @@ def test_quote_floor_builds_and_encodes_real_quote_events() -> None:
     assert all(len(e.quote.bid_prices) == len(e.quote.ask_volumes) == 5 for e in events)
     floor = measure(per_step=30, count=3, period=0.01, symbols=40, core=None)
     assert floor["steps_per_s"] == 100 and floor["us_per_quote_paced"] > 0
+
+
+def test_wildcard_measurement_routes_real_events_both_ways() -> None:
+    """bench/wildcard.py through a real nats-server: one subscription per subject delivers every
+    code held with no gap, one wildcard while half the codes are held delivers that half and
+    drops the rest, and both charge the subscriber and the server CPU per message."""
+    from bench.wildcard import nats_server, run_mode
+
+    with nats_server() as (pid, url):
+        per_subject = run_mode(pid, url, "subjects", symbols=40, rate=2000, duration=1.0)
+        half = run_mode(pid, url, "wildcard-half", symbols=40, rate=2000, duration=1.0)
+    assert per_subject["events"] > 1000 and per_subject["dropped"] == 0 and per_subject["gaps"] == 0
+    assert per_subject["us_per_msg_subscriber"] > 0 and per_subject["us_per_msg_nats"] > 0
+    assert half["gaps"] == 0 and abs(half["events"] - half["dropped"]) <= 0.02 * half["events"] + 2

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
 from argus_gateway import __main__ as gateway_main
-from argus_gateway import fanout, session
+from argus_gateway import fanout, server, session
 from argus_gateway.dataframe import EventFrames
 from argus_gateway.recall import entry_of
 from argus_gateway.topic import Topic
@@ -128,6 +129,23 @@ def unchunked_flush() -> None:
     fanout.Hub.__init__ = __init__  # type: ignore[method-assign]
 
 
+def timer_per_connection() -> None:
+    """aiohttp's heartbeat (a ping timer and a pong timer per connection, pings answered inside
+    `receive()`) instead of the gateway's one ping sweep over every connection."""
+    base = web.WebSocketResponse
+
+    class Timed(base):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.update(heartbeat=30.0, autoping=True)  # the default heartbeat_interval, which the bench keeps
+            super().__init__(*args, **kwargs)
+
+    async def no_sweep(self: server.Gateway) -> None:
+        await asyncio.Event().wait()
+
+    web.WebSocketResponse = Timed  # type: ignore[misc]
+    server.Gateway._ping_sweep = no_sweep  # type: ignore[method-assign]
+
+
 def symbol_by_symbol() -> None:
     """The mock stepping each symbol alone (Instrument.step, its bars fed every update) instead of
     the live market's arrays (live.py): the walk, the draws and the events are the same."""
@@ -184,6 +202,7 @@ ABLATIONS: dict[str, Callable[[], None]] = {
     "nats-py-parser": nats_py_parser,
     "gentle-gather": gentle_gather,
     "blind-gather": blind_gather,
+    "timer-per-connection": timer_per_connection,
 }
 
 

@@ -5,12 +5,13 @@ waiting for AUTH."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from typing import Any
 
 import aiohttp
-from probes import log_problems
+from probes import log_problems, metric
 from wsclient import Client
 
 
@@ -138,3 +139,55 @@ async def test_sessions_waiting_for_auth_are_capped(gateway: Any) -> None:
     await fifth.expect("AUTHENTICATED")
     for c in (*waiting, fourth, with_token, fifth):
         await c.close()
+
+
+async def test_a_peer_that_stops_answering_pings_is_closed_and_one_that_answers_stays(
+    gateway: Any, procs: list[Any]
+) -> None:
+    """One ping sweep for every connection: a client silent for an interval gets a WebSocket PING;
+    one that does not answer is closed 1008 half an interval later, one whose library answers (or
+    that sends anything) stays however long it is otherwise silent."""
+    port, mport = gateway(config={"server": {"heartbeat_interval": 1.0}})
+    answers = await Client.connect(port)  # aiohttp answers pings by itself, as it reads
+    mute = await Client.connect(port, autoping=False)  # reads everything, answers nothing
+    await answers.expect("WELCOME")
+    await mute.expect("WELCOME")
+
+    async def read_answers() -> None:
+        async for msg in answers.ws:
+            answers.seen.append(json.loads(msg.data))
+
+    reading = asyncio.create_task(read_answers())
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    pings = 0
+    while True:
+        msg = await mute.ws.receive(timeout=6.0)
+        if msg.type == aiohttp.WSMsgType.PING:
+            pings += 1
+        elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            break
+    waited = loop.time() - t0
+    assert pings >= 1 and mute.ws.close_code == 1008
+    assert 1.0 <= waited < 4.0, waited  # pinged after 1-1.5 s of silence, closed 0.5 s later
+    await asyncio.sleep(2.0)  # several more sweeps: the answering client is pinged, not closed
+    await answers.send("HEARTBEAT", id=1)
+    for _ in range(50):
+        if any(m.get("id") == 1 for m in answers.seen):
+            break
+        await asyncio.sleep(0.1)
+    assert [m["type"] for m in answers.seen if m.get("id") == 1] == ["HEARTBEAT"]
+    assert not answers.ws.closed
+    assert await metric(mport, "websocket_disconnects_total", 'reason="ping timeout"') == 1
+    # and a client's own ping is answered with its payload
+    await mute.close()
+    raw = await Client.connect(port, autoping=False)
+    await raw.expect("WELCOME")
+    await raw.ws.ping(b"are you there")
+    while (msg := await raw.ws.receive(timeout=5.0)).type != aiohttp.WSMsgType.PONG:
+        pass
+    assert msg.data == b"are you there"
+    assert log_problems(procs[-1]) == []
+    await raw.close()
+    await answers.close()
+    await reading

@@ -32,6 +32,7 @@ from argus_protocol.messages import (
 
 from .auth import OPEN, AuthError, Grant
 from .commands import request_items
+from .frames import PING
 from .options import delivery_options
 from .ratelimit import TokenBucket
 from .session import Session
@@ -55,7 +56,7 @@ def _decode_problem(e: BaseException) -> str:
 
 
 class Connection:
-    __slots__ = ("bucket", "close_reason", "expiry", "gw", "request", "session", "ws")
+    __slots__ = ("bucket", "close_reason", "expiry", "gw", "heard", "ping_at", "request", "session", "ws")
 
     def __init__(self, gw: Gateway, request: web.Request, ws: web.WebSocketResponse, session: Session) -> None:
         self.gw = gw
@@ -64,6 +65,8 @@ class Connection:
         self.session = session
         self.expiry: asyncio.TimerHandle | None = None
         self.close_reason = ""  # why the gateway closed it, when it did (e.g. "slow consumer")
+        self.heard = time.monotonic()  # the last frame of any kind from the client
+        self.ping_at = 0.0  # when the last PING went out
         srv = gw.cfg.server
         self.bucket = TokenBucket(srv.max_messages_per_second, srv.rate_limit_burst)
 
@@ -87,7 +90,8 @@ class Connection:
             protocols=(MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL),
             max_msg_size=srv.max_frame_bytes,
             compress=srv.permessage_deflate,
-            heartbeat=srv.heartbeat_interval,
+            heartbeat=None,  # one sweep for every connection (check_alive), not a timer per connection
+            autoping=False,  # the read loop answers pings and hears pongs
             timeout=2.0,
         )
         await ws.prepare(request)
@@ -184,6 +188,18 @@ class Connection:
                 # No drain: a client that stopped reading would hold us forever; the socket
                 # still sends what is buffered, then the close frame, as the client reads.
                 await ws.close(code=code, message=reason.encode()[:120], drain=False)
+
+    def check_alive(self, now: float, interval: float) -> None:
+        """The gateway's ping sweep, every `interval / 2`: silent for `interval`, the client gets
+        a PING; nothing heard since a PING of an earlier sweep, the connection is closed."""
+        if self.ping_at and self.heard < self.ping_at:
+            if self.close_reason or self.session.closed:
+                return
+            self.close_reason = "ping timeout"
+            self.gw.spawn(self.close(CloseCode.POLICY, f"no pong within {interval / 2:g} s"))
+        elif now - self.heard >= interval:
+            self.ping_at = now
+            self.session.push_frame(PING)
 
     # ------------------------------------------------------------------ replies
     def error(self, code: str, message: str, req_id: str | int | None = None) -> None:
@@ -320,6 +336,12 @@ class Connection:
         oversize_cost = 1 + srv.max_items_per_request // srv.rate_limit_items_per_token
         while True:  # receive(), not `async for`: one coroutine frame less held per connection
             msg = await ws.receive()
+            self.heard = time.monotonic()
+            if msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+                continue
+            if msg.type == WSMsgType.PONG:
+                continue
             if msg.type == WSMsgType.TEXT:
                 text: str = msg.data
                 data: str | bytes = text

@@ -14,6 +14,7 @@ import zlib
 _TEXT = 0x81  # FIN + text
 _BINARY = 0x82  # FIN + binary
 _RSV1 = 0x40  # "this message is compressed"
+PING = bytes((0x89, 0))  # FIN + ping, no payload: a control frame is never compressed
 _H16 = struct.Struct("!BBH")
 _H64 = struct.Struct("!BBQ")
 _SYNC_TAIL = b"\x00\x00\xff\xff"

@@ -135,6 +135,7 @@ class Gateway:
         await self.nc.subscribe(self.subjects.status_all(), cb=self._on_status)
         self._tasks = [
             asyncio.create_task(self._heartbeats(), name="heartbeats"),
+            asyncio.create_task(self._ping_sweep(), name="pings"),
             asyncio.create_task(self._watch_sources(), name="watch-sources"),
             asyncio.create_task(self._stats(), name="stats"),
         ]
@@ -315,6 +316,16 @@ class Gateway:
             self._broadcast(
                 ServerHeartbeat(timestamp=iso_now(), server_time_us=now_us()), only_subscribed=False, kind="HEARTBEAT"
             )
+
+    async def _ping_sweep(self) -> None:
+        """Dead peers, found by one sweep over every connection instead of aiohttp's timers per
+        connection (~0.9 KB each): a PING after an interval of silence, closed half an interval on."""
+        interval = self.cfg.server.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval / 2)
+            now = time.monotonic()
+            for conn in list(self.sessions.values()):
+                conn.check_alive(now, interval)
 
     async def _watch_sources(self) -> None:
         while True:

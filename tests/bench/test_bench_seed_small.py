@@ -70,12 +70,13 @@ def test_quote_floor_builds_and_encodes_real_quote_events() -> None:
 def test_wildcard_measurement_routes_real_events_both_ways() -> None:
     """bench/wildcard.py through a real nats-server: one subscription per subject delivers every
     code held with no gap, one wildcard while half the codes are held delivers that half and
-    drops the rest, and both charge the subscriber and the server CPU per message."""
+    drops the rest, and the subscriber is charged CPU per message."""
     from bench.wildcard import nats_server, run_mode
 
     with nats_server() as (pid, url):
         per_subject = run_mode(pid, url, "subjects", symbols=40, rate=2000, duration=1.0)
         half = run_mode(pid, url, "wildcard-half", symbols=40, rate=2000, duration=1.0)
     assert per_subject["events"] > 1000 and per_subject["dropped"] == 0 and per_subject["gaps"] == 0
-    assert per_subject["us_per_msg_subscriber"] > 0 and per_subject["us_per_msg_nats"] > 0
+    # /proc counts CPU in 10 ms ticks: a second of 2,000 events may cost nats-server less than one
+    assert per_subject["us_per_msg_subscriber"] > 0 and per_subject["us_per_msg_nats"] >= 0
     assert half["gaps"] == 0 and abs(half["events"] - half["dropped"]) <= 0.02 * half["events"] + 2

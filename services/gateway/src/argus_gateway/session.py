@@ -292,8 +292,10 @@ class Session:
         """The stream's replay is queued: its held live events follow, those up to `after` (already
         replayed) dropped; a hole from `expect` on, or between held events, becomes a GAP."""
         hold = self.holds.pop(topic.key, None)
-        if not self.holds and not self.replays:
-            self.fast = self.plain and not self.behind
+        if not self.holds:
+            self.holds = {}  # a dict keeps the table it grew to: an empty one for every idle session
+            if not self.replays:
+                self.fast = self.plain and not self.behind
         if hold is None or self.closed:
             return
         s = topic.stream

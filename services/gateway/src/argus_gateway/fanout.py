@@ -39,6 +39,8 @@ GATHER_SPAN = 0.25  # load above GATHER_FROM at which gathering reaches max_gath
 BURST_GAP_US = 500  # events closer than this arrived together
 MAX_GAP_US = 1_000_000  # a quiet spell (lunch, a night) counts as a second, so gathering recovers in a few bursts
 LATENCY_SAMPLES = 32  # events per flush pass whose latency is observed, at most (evenly spread)
+# Stamps kept for a flush that never finishes (a saturated loop always has sessions left dirty)
+LATENCY_STAMPS_MAX = 4096
 LATE_QUIET = 0.2  # seconds without late events that end a late burst
 HISTORY_IDLE = 10.0  # seconds a topic keeps its compacted view after the last replay used it
 
@@ -307,7 +309,9 @@ class Hub:
         if self._received:
             self.metrics.nats_messages.inc(self._received)
             self._received = 0
-        if self._event_ts and not self._dirty:
+        # Observed once every dirty session is written; a loop that never catches up observes at the
+        # cap instead (a lower bound for the sessions still behind) so the list stays bounded.
+        if self._event_ts and (not self._dirty or len(self._event_ts) >= LATENCY_STAMPS_MAX):
             now_us = time.time_ns() // 1000
             observe = self.metrics.latency.observe
             stamps = self._event_ts

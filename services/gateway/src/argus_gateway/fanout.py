@@ -146,7 +146,7 @@ class Hub:
         if topic is None:
             return
         topic.discard(session)
-        if not topic.sessions:
+        if not topic.by_variant:
             del self.topics[subject]
             self.metrics.nats_subjects.set(len(self.topics))
             self.on_demand_change()
@@ -232,7 +232,7 @@ class Hub:
         event.snapshot = True
         frames = EventFrames(event, newest.raw, self.clock.now())
         key = topic.key
-        for session in topic.sessions:
+        for session in topic.sessions():
             if session.holds and key in session.holds:
                 continue  # its pending replay carries the newest state
             session.push_frame(frames.get(session.single))
@@ -362,7 +362,7 @@ class Hub:
     def gap_all(self, topic: Topic, from_seq: int, to_seq: int, reason: str) -> None:
         s = topic.stream
         key = topic.key
-        for session in topic.sessions:
+        for session in topic.sessions():
             if session.holds and key in session.holds:  # the release after its replay tells it
                 if reason == "reset":
                     session.renumbered(topic)

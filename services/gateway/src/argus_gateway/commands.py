@@ -8,7 +8,7 @@ and queues what the request asked of retention (snapshot, history, resume) with 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from typing import Any
 
 from argus_protocol import DATA_TYPES, PERIODS, ErrorCode, InvalidSymbol, Stream, canonical_symbol, iso_now
@@ -101,7 +101,7 @@ class Plan:
 
 def plan_subscribe(
     req: Subscribe,
-    held: set[Stream],
+    held: Collection[Stream],
     limit: int,
     grant: Grant,
     listed: int = 20,

@@ -137,7 +137,7 @@ class Session:
         self.gaps: dict[str, list[Any]] = {}
         self.holds: dict[str, _Hold] = {}  # stream key -> live events waiting for its replay
         self.replays: list[ReplayRequest] = []  # mostly empty, a list: an empty deque is ~600 B a session
-        self.streams: set[Stream] = set()
+        self.streams: dict[Stream, None] = {}  # a dict, not a set: 352 B for 10 streams where a set takes 728
         self.symbols: dict[str, int] = {}
         self.grant: Any = None
 
@@ -429,14 +429,14 @@ class Session:
     def add_stream(self, stream: Stream) -> bool:
         if stream in self.streams:
             return False
-        self.streams.add(stream)
+        self.streams[stream] = None
         self.symbols[stream.symbol] = self.symbols.get(stream.symbol, 0) + 1
         return True
 
     def remove_stream(self, stream: Stream) -> bool:
         if stream not in self.streams:
             return False
-        self.streams.discard(stream)
+        del self.streams[stream]
         key = stream.key  # nothing waiting for this stream may follow its UNSUBSCRIBED
         if self.held:
             self.held.pop(key, None)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import loadgen, quotefloor, sendfloor
+from . import connfloor, loadgen, quotefloor, sendfloor
 from .ablate import ABLATIONS
 from .procstat import rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
@@ -328,6 +328,16 @@ def main() -> int:
         f"{quotes['us_per_quote_paced']} at {quotes['steps_per_s']} steps a second of {quotes['per_step']} "
         "(a QuoteEvent built from ready numbers, encoded, added to a PUB batch, nothing else; bench/quotefloor.py)\n"
     )
+    if {"wide", "stampede"} & set(names):  # what a socket costs before Argus holds anything for it
+        many = SCENARIOS["wide"].clients
+        held = info["connection_floor"] = [
+            connfloor.measure(mode, many, core=stack_core, client_core=load_core) for mode in ("aiohttp", "protocol")
+        ]
+        print(
+            f"connection floor: {held[0]['kb_per_connection']} KB of RSS per open aiohttp WebSocket, "
+            f"{held[1]['kb_per_connection']} KB per bare asyncio protocol ({many:,} sockets, a frame a second "
+            "each, nothing else; bench/connfloor.py)\n"
+        )
     us_per_send = floor["us_per_send"]
     print(HEADER, flush=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -80,3 +80,13 @@ def test_wildcard_measurement_routes_real_events_both_ways() -> None:
     # /proc counts CPU in 10 ms ticks: a second of 2,000 events may cost nats-server less than one
     assert per_subject["us_per_msg_subscriber"] > 0 and per_subject["us_per_msg_nats"] >= 0
     assert half["gaps"] == 0 and abs(half["events"] - half["dropped"]) <= 0.02 * half["events"] + 2
+
+
+def test_connection_floor_holds_real_websockets_and_weighs_both_servers() -> None:
+    """bench/connfloor.py upgrades real sockets on both servers, every socket is sent frames, and
+    aiohttp's per-connection objects weigh more than a bare protocol's transport."""
+    from bench.connfloor import measure
+
+    framework, bare = (measure(mode, 500, seconds=1.5, core=None, client_core=None) for mode in ("aiohttp", "protocol"))
+    assert framework["frames_received"] >= 500 and bare["frames_received"] >= 500
+    assert framework["kb_per_connection"] > bare["kb_per_connection"] >= 0

@@ -71,6 +71,28 @@ def test_stops_promptly_when_connected(service: str, nats_url: str, tmp_path: Pa
     assert took < PROMPT and code == 0, f"took {took:.1f}s, exit {code}:\n{p.log()[-2000:]}"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_stops_promptly_when_nats_freezes(service: str, own_nats: NatsServer, tmp_path: Path) -> None:
+    # A stopped (SIGSTOP) nats-server keeps its sockets open and answers nothing: the clean-up
+    # calls of a stop (lease delete, drain) must not each wait out their full timeouts.
+    p, _ = start(service, own_nats.url, tmp_path)
+    ready = "lease 'mock' taken" if service == "ingestor-mock" else "nats connected"
+    deadline = time.monotonic() + 15
+    while ready not in p.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ready in p.log(), p.log()
+    time.sleep(1.0)
+    assert own_nats.proc is not None
+    own_nats.proc.send_signal(signal.SIGSTOP)
+    try:
+        code, took = stop_within(p, signal.SIGTERM, PROMPT)
+    finally:
+        own_nats.proc.send_signal(signal.SIGCONT)
+    print(f"{service} stopped in {took:.2f} s with NATS frozen")
+    assert took < PROMPT, f"{service} took {took:.1f}s to stop with NATS frozen:\n{p.log()[-2000:]}"
+    assert code == 0, p.log()[-2000:]
+
+
 @pytest.fixture
 def nats_without_quorum(tmp_path: Path) -> Iterator[NatsServer]:
     """A real nats-server whose JetStream never answers: a cluster member whose peers never come."""

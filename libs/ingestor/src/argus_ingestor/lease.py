@@ -53,6 +53,7 @@ log = logging.getLogger("argus.lease")
 State = Literal["starting", "held", "standby", "unchecked", "released"]
 _JS_NOT_ENABLED = 10076  # JetStream API error: "jetstream not enabled"
 _KEY_CHARS = re.compile(r"[^-/_=.a-zA-Z0-9]")
+RELEASE_SECONDS = 1.0  # a clean stop's delete: a NATS slower than this lets the TTL free the lease
 
 
 class LeaseRecord(msgspec.Struct, kw_only=True):
@@ -173,8 +174,13 @@ class SourceLease:
 
     async def _delete(self) -> None:
         if self._kv is not None and self._nc is not None and self._nc.is_connected:
-            with contextlib.suppress(Exception):
-                await self._kv.delete(self.key, last=self._rev)
+            try:
+                async with asyncio.timeout(RELEASE_SECONDS):
+                    await self._kv.delete(self.key, last=self._rev)
+            except TimeoutError:
+                log.warning("lease not released in time; it expires by its TTL", extra={"key": self.key})
+            except Exception:  # noqa: BLE001 - e.g. taken over meanwhile: nothing of ours to delete
+                pass
 
     def withhold(self, events: int) -> None:
         self.metrics.withheld.inc(events)

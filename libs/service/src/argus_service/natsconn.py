@@ -117,19 +117,28 @@ async def _until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | Non
 
 
 DRAIN_SECONDS = 2.0  # a live NATS drains in milliseconds; longer means it is going away
+CLOSE_SECONDS = 1.0  # closing writes what is still buffered: a frozen server's full socket holds it
 
 
 async def let_go(nc: Client) -> None:
     """Drain a connected client (what is buffered goes out); close one that is reconnecting at
-    once: nats-py refuses to drain it, and its reconnect loop would otherwise outlive the service."""
+    once: nats-py refuses to drain it, and its reconnect loop would otherwise outlive the service.
+
+    The drain runs as its own task because nats-py's drain swallows a cancel and then flushes
+    for 10 s: on a server that stopped answering, a timeout around it would not end it.
+    """
     if nc.is_closed:
         return
-    try:
-        if nc.is_connected:
-            async with asyncio.timeout(DRAIN_SECONDS):
-                await nc.drain()
+    if nc.is_connected:
+        drain = asyncio.ensure_future(nc.drain())
+        done, _ = await asyncio.wait({drain}, timeout=DRAIN_SECONDS)
+        if done and drain.exception() is None:
             return
-    except Exception:  # noqa: BLE001 - a drain cut short: close below
-        pass
-    with contextlib.suppress(Exception):
-        await nc.close()
+    else:
+        drain = None
+    # closing cancels the PONG the drain's flush waits for, so the drain task ends with it
+    closing = asyncio.ensure_future(nc.close())
+    await asyncio.wait({closing}, timeout=CLOSE_SECONDS)
+    for task in (closing, drain):
+        if task is not None and task.done() and not task.cancelled():
+            task.exception()  # retrieved: a failed drain or close is the expected end here

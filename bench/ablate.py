@@ -56,7 +56,7 @@ def encode_per_session() -> None:
         topic.live += 1
         topic.remember(entry_of(event, raw))
         ts = self.clock.now()
-        for s in topic.sessions:
+        for s in topic.sessions():
             s.push_data(EventFrames(event, raw, ts).get(s.variant), topic)
         if event.ts:
             self._event_ts.append(event.ts)

@@ -117,7 +117,7 @@ async def _until_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | Non
 
 
 DRAIN_SECONDS = 2.0  # a live NATS drains in milliseconds; longer means it is going away
-CLOSE_SECONDS = 1.0  # closing writes what is still buffered: a frozen server's full socket holds it
+CLOSE_SECONDS = 0.5  # closing writes what is still buffered: a frozen server's full socket holds it
 
 
 async def let_go(nc: Client) -> None:

@@ -43,6 +43,11 @@ def masked_frame(payload: bytes, binary: bool) -> bytes:
     return head + mask + body
 
 
+def _count(mark: bytes, data: bytes, edge: bytes, tail: bytes, head: bytes) -> int:
+    """`mark`s that end in `data`: those inside it, and those begun in the tail before it."""
+    return data.count(mark) + edge.count(mark) - tail.count(mark) - head.count(mark)
+
+
 class Initial:
     """What one client waits for after its SUBSCRIBEs: a snapshot per stream, a REPLAYED per
     history request; `at` is when it had all of it (monotonic seconds)."""
@@ -83,6 +88,7 @@ class CountingClient(asyncio.Protocol):
         self.tail = b""
         self.head = b""
         self.n = 0
+        self.debt = 0  # flagged frames whose marker an earlier read already counted as live
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
@@ -113,21 +119,26 @@ class CountingClient(asyncio.Protocol):
             if not self.defer:
                 self.send_subscribes()
             self.ready.set_result(True)
+        # Markers split across two reads are found in `edge`, the carried-over tail and the new
+        # read's first bytes; the read itself is scanned as it is (no copy: hot reads 480 MB/s).
         tail = self.tail
-        buf = tail + data
-        self.tail = buf[-self.keep :]
+        head = data[: self.keep]
+        edge = tail + head
+        self.tail = data[-self.keep :] if len(data) >= self.keep else edge[-self.keep :]
         c = self.counter
-        # a marker wholly inside the carried-over tail was counted with the previous read
-        n = buf.count(self.mark) - tail.count(self.mark)
-        if not n and self.initial.at:
-            return
+        n = _count(self.mark, data, edge, tail, head)
         # snapshots and replays are the subscribe's answer, not live delivery: counted apart
-        snaps = buf.count(self.snap) - tail.count(self.snap)
-        both = buf.count(self.both) - tail.count(self.both)
-        flagged = snaps + buf.count(self.replay) - tail.count(self.replay) - both
-        if not self.initial.at:
-            self.initial.seen(snaps, buf.count(self.replayed) - tail.count(self.replayed))
-        n -= flagged
+        snaps = _count(self.snap, data, edge, tail, head)
+        if self.initial.at:
+            flagged = snaps  # live: replays come only before `initial.at`, so one scan fewer per read
+        else:
+            both = _count(self.both, data, edge, tail, head)
+            flagged = snaps + _count(self.replay, data, edge, tail, head) - both
+            self.initial.seen(snaps, _count(self.replayed, data, edge, tail, head))
+        # a frame's marker comes before its flag: split across reads, it was counted live, so the
+        # flag found now is a debt on this read and the next
+        n -= flagged + self.debt
+        self.debt = max(0, -n)
         if not c.counting or n <= 0:
             return
         c.bytes += len(data)
@@ -135,7 +146,7 @@ class CountingClient(asyncio.Protocol):
         self.n += n
         c.messages += n
         if self.n // c.sample_every != before // c.sample_every:
-            ts = self._first_ts(buf)
+            ts = self._first_ts(data)
             if ts:
                 c.latencies_us.append(time.time_ns() // 1000 - ts)
 

@@ -75,7 +75,9 @@ class _Upgrade(asyncio.Protocol):
 async def _serve(mode: str, port: int) -> None:
     held: set[Any] = set()
     if mode == "aiohttp":
-        from aiohttp import web
+        from aiohttp import WSMsgType, web
+
+        ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
         async def handler(request: web.Request) -> web.StreamResponse:
             ws = web.WebSocketResponse(heartbeat=None, autoping=False)
@@ -83,7 +85,7 @@ async def _serve(mode: str, port: int) -> None:
             assert request.transport is not None
             held.add(request.transport)
             try:
-                while not (await ws.receive()).type.name.startswith("CLOS"):
+                while (await ws.receive()).type not in ENDED:
                     pass
             finally:
                 held.discard(request.transport)
@@ -148,10 +150,9 @@ def measure(
     client_core: int | None = 1,
 ) -> dict[str, Any]:
     """KB of the server's RSS per open WebSocket, with every socket sent a frame a second."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    from .stack import free_port  # here, not at the top: the server process need not import the stack
+
+    port = free_port()
     argv = [sys.executable, "-m", "bench.connfloor", "--serve", mode, "--port", str(port)]
     server = subprocess.Popen(
         argv,

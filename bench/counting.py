@@ -43,9 +43,10 @@ def masked_frame(payload: bytes, binary: bool) -> bytes:
     return head + mask + body
 
 
-def _count(mark: bytes, data: bytes, edge: bytes, tail: bytes, head: bytes) -> int:
-    """`mark`s that end in `data`: those inside it, and those begun in the tail before it."""
-    return data.count(mark) + edge.count(mark) - tail.count(mark) - head.count(mark)
+def _count(mark: bytes, data: bytes, edge: bytes, tail: bytes, lead: bytes) -> int:
+    """`mark`s that end in `data`: those inside it, and those begun in the tail before it
+    (`edge` is `tail + lead`, `lead` the read's first bytes)."""
+    return data.count(mark) + edge.count(mark) - tail.count(mark) - lead.count(mark)
 
 
 class Initial:
@@ -122,19 +123,19 @@ class CountingClient(asyncio.Protocol):
         # Markers split across two reads are found in `edge`, the carried-over tail and the new
         # read's first bytes; the read itself is scanned as it is (no copy: hot reads 480 MB/s).
         tail = self.tail
-        head = data[: self.keep]
-        edge = tail + head
-        self.tail = data[-self.keep :] if len(data) >= self.keep else edge[-self.keep :]
+        lead = data[: self.keep]
+        edge = tail + lead
+        self.tail = (data if len(data) >= self.keep else edge)[-self.keep :]
         c = self.counter
-        n = _count(self.mark, data, edge, tail, head)
+        n = _count(self.mark, data, edge, tail, lead)
         # snapshots and replays are the subscribe's answer, not live delivery: counted apart
-        snaps = _count(self.snap, data, edge, tail, head)
+        snaps = _count(self.snap, data, edge, tail, lead)
         if self.initial.at:
             flagged = snaps  # live: replays come only before `initial.at`, so one scan fewer per read
         else:
-            both = _count(self.both, data, edge, tail, head)
-            flagged = snaps + _count(self.replay, data, edge, tail, head) - both
-            self.initial.seen(snaps, _count(self.replayed, data, edge, tail, head))
+            both = _count(self.both, data, edge, tail, lead)
+            flagged = snaps + _count(self.replay, data, edge, tail, lead) - both
+            self.initial.seen(snaps, _count(self.replayed, data, edge, tail, lead))
         # a frame's marker comes before its flag: split across reads, it was counted live, so the
         # flag found now is a debt on this read and the next
         n -= flagged + self.debt

@@ -129,13 +129,11 @@ async def let_go(nc: Client) -> None:
     """
     if nc.is_closed:
         return
-    if nc.is_connected:
-        drain = asyncio.ensure_future(nc.drain())
+    drain = asyncio.ensure_future(nc.drain()) if nc.is_connected else None
+    if drain is not None:
         done, _ = await asyncio.wait({drain}, timeout=DRAIN_SECONDS)
         if done and drain.exception() is None:
             return
-    else:
-        drain = None
     # closing cancels the PONG the drain's flush waits for, so the drain task ends with it
     closing = asyncio.ensure_future(nc.close())
     await asyncio.wait({closing}, timeout=CLOSE_SECONDS)

@@ -16,6 +16,7 @@ import pytest
 from argus_ingestor.lease import SourceLease, lease_key
 from argus_protocol import decode_event
 from argus_service.config import LeaseConfig
+from nats.js.errors import KeyWrongLastSequenceError
 from natsserver import NatsServer, free_port, nats_binary, sync_subscriptions, wait_port
 from prometheus_client import CollectorRegistry
 from stack import Proc, start_ingestor
@@ -227,3 +228,43 @@ async def test_a_lease_bucket_a_single_server_cannot_raise_to_3_replicas_still_w
     assert (await js.stream_info("KV_ARGUS_LEASES")).config.num_replicas == 1
     await three.release()
     await nc.close()
+
+
+class ExpiresWhenRefused:
+    """A KV bucket in which the holder's record expires right after a create was refused."""
+
+    def __init__(self, kv, js) -> None:  # type: ignore[no-untyped-def]
+        self.kv, self.js = kv, js
+
+    async def create(self, key: str, value: bytes) -> int:
+        try:
+            return await self.kv.create(key, value)
+        except KeyWrongLastSequenceError:
+            # gone without a marker, as its max age takes it
+            await self.js.purge_stream(f"KV_{FAST.bucket}", subject=f"$KV.{FAST.bucket}.{key}")
+            raise
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.kv, name)
+
+
+async def test_a_standby_still_names_the_holder_whose_record_expired_between_create_and_read(
+    own_nats: NatsServer,
+) -> None:
+    nc1, nc2 = await nats.connect(own_nats.url), await nats.connect(own_nats.url)
+    leader, standby = SourceLease("qmt", FAST, holder="leader"), SourceLease("qmt", FAST, holder="standby")
+    await leader.acquire(nc1)
+    await standby.acquire(nc2)
+    assert leader._task is not None and standby._task is not None
+    leader._task.cancel()  # frozen
+    standby._task.cancel()  # its rounds are driven by hand below
+    kv = await standby._bucket()
+    standby._kv = ExpiresWhenRefused(kv, nc2.jetstream())  # type: ignore[assignment]
+    await standby._attempt()  # refused, and by the time it reads who holds it, the record is gone
+    assert standby.state == "standby" and standby.other is not None and standby.other.holder == "leader"
+    standby._kv = kv
+    await standby._attempt()  # the key is absent: taken, from the holder it stood by for
+    assert standby.state == "held" and standby.other is not None and standby.other.holder == "leader"
+    await standby.release()
+    await nc1.close()
+    await nc2.close()

@@ -251,7 +251,9 @@ class SourceLease:
                         return
                 if other is None or other.holder != self.holder:
                     self._failing_since = None
-                    self._enter("standby", other=other)
+                    # unreadable just after create was refused (it expired in between): the holder we
+                    # knew is still whom a take-over next round takes it from
+                    self._enter("standby", other=other or self.other)
                     return
                 # our own record, from before JetStream stopped answering: still ours
                 self._rev = await kv.update(self.key, _encode(self.record), last=revision)

@@ -11,7 +11,7 @@ from argus_ingestor import HistoryQuery, WantedSet
 from argus_ingestor_mock.market import Instrument, base_price, local_iso
 from argus_ingestor_mock.schedule import is_open
 from argus_ingestor_mock.source import ALWAYS, MockSource, universe_symbols
-from argus_protocol import BEIJING, PERIODS, QuoteEvent, Stream
+from argus_protocol import BEIJING, PERIODS, Event, KlineEvent, QuoteEvent, Stream, TickEvent
 
 T0 = int(datetime(2026, 11, 23, 10, 0, tzinfo=BEIJING).timestamp() * 1000)  # a Monday
 
@@ -212,19 +212,24 @@ async def test_source_publishes_quotes_for_the_universe_and_wanted_streams_only(
 
 
 async def test_updates_spread_over_the_second_in_small_batches() -> None:
-    src = MockSource({"rate": 1, "universe": 500, "seed": 1, "history": 0})
+    # the second crosses a minute, as one in sixty does: the always-on symbols' closed bars ride along
+    offset = (60 - time.time() % 60) - 0.5
+    src = MockSource({"rate": 1, "universe": 500, "seed": 1, "history": 0}, clock=lambda: time.time() + offset)
     await src.start(Ctx())
-    sizes: list[int] = []
+    sizes: list[int] = []  # quotes per batch
+    closed: list[Event] = []
 
     async def run() -> None:
         async for batch in src.events():
-            sizes.append(len(batch))
+            sizes.append(sum(1 for e in batch if isinstance(e, QuoteEvent)))
+            closed.extend(e for e in batch if isinstance(e, KlineEvent | TickEvent))
 
     task = asyncio.create_task(run())
     await asyncio.sleep(1.05)
     await src.stop()
     await asyncio.wait_for(task, 1)
     assert sum(sizes) >= 480 and max(sizes) <= 21  # 501 symbols over 25 steps, not one burst
+    assert closed, "the window crossed a minute: its closed bars and 分时 minutes came too"
 
 
 async def test_any_market_can_be_wanted_and_a_late_joiner_sees_the_whole_day() -> None:

@@ -62,8 +62,11 @@ $(PROMTOOL): | $(STAMP)
 	else echo "promtool: no apt-get here; alert rules get parsed but not unit-tested"; fi
 
 
+# Two pytest workers: most tests wait on processes and sockets (one worker keeps ~1 core of 2 busy),
+# and each picks its own ports. TEST_WORKERS=0 runs them in this process, one at a time.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(XTQ)/.unpacked $(PROMTOOL) browser
-	XTQUANT_DIR=$(CURDIR)/$(XTQ) PROMTOOL=$(CURDIR)/$(PROMTOOL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	XTQUANT_DIR=$(CURDIR)/$(XTQ) PROMTOOL=$(CURDIR)/$(PROMTOOL) $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(if $(DURATION),--duration $(DURATION),) $(if $(ABLATE),--ablate $(ABLATE),) $(if $(PROFILE),--profile $(PROFILE),)

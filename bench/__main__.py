@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import connfloor, loadgen, quotefloor, sendfloor
+from . import columnfloor, connfloor, loadgen, quotefloor, sendfloor
 from .ablate import ABLATIONS
 from .procstat import rss_kb
 from .scenarios import KNEE_RATES, SCENARIOS, Scenario
@@ -327,6 +327,11 @@ def main() -> int:
         f"quote floor: {quotes['us_per_quote_back_to_back']} µs of CPU per quote back to back, "
         f"{quotes['us_per_quote_paced']} at {quotes['steps_per_s']} steps a second of {quotes['per_step']} "
         "(a QuoteEvent built from ready numbers, encoded, added to a PUB batch, nothing else; bench/quotefloor.py)\n"
+    )
+    columns = info["column_floor"] = columnfloor.measure(core=stack_core)
+    print(
+        f"column floor: {columns['us_per_quote_back_to_back']} µs back to back, {columns['us_per_quote_paced']} "
+        "paced (the same PUBs from numpy records, no object per quote; bench/columnfloor.py)\n"
     )
     if {"wide", "stampede"} & set(names):  # what a socket costs before Argus holds anything for it
         many = SCENARIOS["wide"].clients

@@ -1,0 +1,165 @@
+"""What a quote would cost a publisher that never makes a Python object per quote: the floor under
+a columnar mock, beside bench/quotefloor.py's floor under the one it has.
+
+Each symbol's PUB of a quote event is laid out once as a numpy record: the PUB line, the
+MessagePack map's keys and markers as constant bytes, every number at a fixed offset (floats as
+float64, integers as int64: MessagePack allows any width, and msgspec reads them all). A step then
+gathers its symbols' records, writes each column of numbers into them at once (the prices, the
+book, seq, ts), and takes the whole step's PUBs as one `tobytes()`. Measured back to back and
+paced, as quotefloor is. Bench-only: Argus's runner still publishes one event object at a time;
+this says what a columnar path through it could reach (issue 16's mock ≤ 5 µs per event).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import msgspec
+import numpy as np
+
+LEVELS = 5
+SOURCE = "floor"
+TIMESTAMP = "2026-12-02T10:00:00.000+08:00"  # the mock's timestamps are all this long
+_QUOTE_FLOATS = ("price", "open", "high", "low", "prev_close")
+
+
+def _key(name: str) -> bytes:
+    return msgspec.msgpack.encode(name)
+
+
+def layout(symbol_len: int) -> tuple[np.dtype[Any], dict[str, bytes]]:
+    """The record of one PUB (its line, the payload, CRLF) and the constant bytes of its fields."""
+    fields: list[tuple[str, str]] = []
+    const: dict[str, bytes] = {}
+    pending = bytearray()
+
+    def lit(b: bytes) -> None:
+        pending.extend(b)
+
+    def cut() -> None:
+        if pending:
+            name = f"c{len(const)}"
+            fields.append((name, f"S{len(pending)}"))
+            const[name] = bytes(pending)
+            pending.clear()
+
+    def field(name: str, fmt: str) -> None:
+        cut()
+        fields.append((name, fmt))
+
+    fields.append(("line", "S1"))  # the PUB line: sized below, once the payload's length is known
+    lit(b"\x86" + _key("type") + _key("quote") + _key("quote") + b"\x8c")
+    for name in _QUOTE_FLOATS:
+        lit(_key(name) + b"\xcb")
+        field(name, ">f8")
+    lit(_key("volume") + b"\xd3")
+    field("volume", ">i8")
+    lit(_key("amount") + b"\xcb")
+    field("amount", ">f8")
+    lit(_key("timestamp") + msgspec.msgpack.encode(TIMESTAMP))
+    for side, kind in (("bid_prices", "p"), ("bid_volumes", "v"), ("ask_prices", "p"), ("ask_volumes", "v")):
+        lit(_key(side) + bytes([0x90 + LEVELS]))
+        for i in range(LEVELS):
+            lit(b"\xcb" if kind == "p" else b"\xd3")
+            field(f"{side}{i}", ">f8" if kind == "p" else ">i8")
+    lit(_key("symbol") + bytes([0xA0 + symbol_len]))
+    field("symbol", f"S{symbol_len}")
+    lit(_key("source") + msgspec.msgpack.encode(SOURCE) + _key("seq") + b"\xd3")
+    field("seq", ">i8")
+    lit(_key("ts") + b"\xd3")
+    field("ts", ">i8")
+    lit(b"\r\n")
+    cut()
+    payload = sum(np.dtype(f).itemsize for n, f in fields if n != "line") - 2
+    line_len = len(f"PUB quote.{'x' * symbol_len}  {payload}\r\n")
+    fields[0] = ("line", f"S{line_len}")
+    return np.dtype(fields), const
+
+
+class ColumnPublisher:
+    """Every symbol's record made once; a step fills the numbers of the symbols it updates."""
+
+    def __init__(self, names: list[str]) -> None:
+        lengths = {len(s) for s in names}
+        assert len(lengths) == 1, "one layout per symbol length; a market's codes share one"
+        self.dtype, const = layout(lengths.pop())
+        rows = np.zeros(len(names), self.dtype)
+        payload = self.dtype.itemsize - self.dtype["line"].itemsize - 2
+        for name, value in const.items():
+            rows[name] = value
+        rows["symbol"] = [s.encode() for s in names]
+        rows["line"] = [f"PUB quote.{s}  {payload}\r\n".encode() for s in names]
+        self.rows = rows
+        self.seq = np.zeros(len(names), np.int64)
+
+    def step(self, idx: np.ndarray, columns: dict[str, np.ndarray], ts: int) -> bytes:
+        """The PUBs of the symbols at `idx` with this step's numbers, as one buffer."""
+        rec = self.rows[idx]  # a copy: the constant bytes come along
+        for name, values in columns.items():
+            rec[name] = values
+        self.seq[idx] += 1
+        rec["seq"] = self.seq[idx]
+        rec["ts"] = ts
+        return rec.tobytes()
+
+
+def steps(per_step: int, count: int, period: float, symbols: int = 1000) -> tuple[float, bytes]:
+    """CPU seconds per quote over `count` steps, `period` seconds apart (0: back to back), and the
+    last step's PUBs."""
+    rnd = random.Random(1)
+    names = [f"{i:06d}.SZ" for i in range(1, symbols + 1)]
+    pub = ColumnPublisher(names)
+    touches = np.array([rnd.randrange(500, 10_000) for _ in names], np.int64)
+    volume_rows = np.array([[rnd.randrange(1, 65) * 100 for _ in range(LEVELS)] for _ in range(4096)], np.int64)
+    numbers = np.random.default_rng(1).uniform(5, 100, (8, per_step))
+    spent = 0.0
+    done = 0
+    blob = b""
+    for k in range(count):
+        if period:
+            time.sleep(period)
+        first = (k * per_step) % symbols
+        cpu = time.thread_time()
+        idx = (first + np.arange(per_step)) % symbols
+        cols: dict[str, np.ndarray] = {n: numbers[i] + k for i, n in enumerate(_QUOTE_FLOATS)}
+        cols["amount"] = numbers[5] + k
+        cols["volume"] = (numbers[6] * 1000).astype(np.int64)
+        touch = touches[idx]
+        bids, asks = volume_rows[idx * 7 & 4095], volume_rows[idx * 13 & 4095]
+        for i in range(LEVELS):
+            cols[f"bid_prices{i}"] = (touch - i) / 100
+            cols[f"ask_prices{i}"] = (touch + 1 + i) / 100
+            cols[f"bid_volumes{i}"] = bids[:, i]
+            cols[f"ask_volumes{i}"] = asks[:, i]
+        blob = pub.step(idx, cols, k)
+        spent += time.thread_time() - cpu
+        done += per_step
+    return spent / done, blob
+
+
+def measure(
+    per_step: int = 500, count: int = 100, period: float = 0.05, symbols: int = 1000, core: int | None = 0
+) -> dict[str, Any]:
+    """µs per quote back to back and at `period` seconds between steps, on `core`."""
+    before = os.sched_getaffinity(0)
+    try:
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+        steps(per_step, 20, 0, symbols)  # imports and allocator warmed
+        warm, _ = steps(per_step, count, 0, symbols)
+        paced, _ = steps(per_step, count, period, symbols)
+    finally:
+        os.sched_setaffinity(0, before)
+    return {
+        "per_step": per_step,
+        "steps_per_s": round(1 / period),
+        "us_per_quote_back_to_back": round(1e6 * warm, 2),
+        "us_per_quote_paced": round(1e6 * paced, 2),
+    }
+
+
+if __name__ == "__main__":
+    print(measure())

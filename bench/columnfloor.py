@@ -12,13 +12,14 @@ this says what a columnar path through it could reach (issue 16's mock ≤ 5 µs
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from typing import Any
 
 import msgspec
 import numpy as np
+
+from . import quotefloor
 
 LEVELS = 5
 SOURCE = "floor"
@@ -144,21 +145,7 @@ def measure(
     per_step: int = 500, count: int = 100, period: float = 0.05, symbols: int = 1000, core: int | None = 0
 ) -> dict[str, Any]:
     """µs per quote back to back and at `period` seconds between steps, on `core`."""
-    before = os.sched_getaffinity(0)
-    try:
-        if core is not None:
-            os.sched_setaffinity(0, {core})
-        steps(per_step, 20, 0, symbols)  # imports and allocator warmed
-        warm, _ = steps(per_step, count, 0, symbols)
-        paced, _ = steps(per_step, count, period, symbols)
-    finally:
-        os.sched_setaffinity(0, before)
-    return {
-        "per_step": per_step,
-        "steps_per_s": round(1 / period),
-        "us_per_quote_back_to_back": round(1e6 * warm, 2),
-        "us_per_quote_paced": round(1e6 * paced, 2),
-    }
+    return quotefloor.measure(per_step, count, period, symbols, core, walk=steps)
 
 
 if __name__ == "__main__":

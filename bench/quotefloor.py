@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,17 +61,26 @@ def steps(per_step: int, count: int, period: float, symbols: int = 1000) -> tupl
     return spent / done, bytes(batch.buffer)
 
 
+Steps = Callable[[int, int, float, int], tuple[float, bytes]]
+
+
 def measure(
-    per_step: int = 500, count: int = 100, period: float = 0.05, symbols: int = 1000, core: int | None = 0
+    per_step: int = 500,
+    count: int = 100,
+    period: float = 0.05,
+    symbols: int = 1000,
+    core: int | None = 0,
+    walk: Steps = steps,
 ) -> dict[str, Any]:
-    """µs per quote back to back and at `period` seconds between steps, on `core`."""
+    """µs per quote back to back and at `period` seconds between steps, on `core`, of `walk`
+    (these steps, or another floor's)."""
     before = os.sched_getaffinity(0)
     try:
         if core is not None:
             os.sched_setaffinity(0, {core})
-        steps(per_step, 20, 0, symbols)  # imports and allocator warmed
-        warm, _ = steps(per_step, count, 0, symbols)
-        paced, _ = steps(per_step, count, period, symbols)
+        walk(per_step, 20, 0, symbols)  # imports and allocator warmed
+        warm, _ = walk(per_step, count, 0, symbols)
+        paced, _ = walk(per_step, count, period, symbols)
     finally:
         os.sched_setaffinity(0, before)
     return {

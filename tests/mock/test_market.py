@@ -212,7 +212,7 @@ async def test_source_publishes_quotes_for_the_universe_and_wanted_streams_only(
 
 
 async def test_updates_spread_over_the_second_in_small_batches() -> None:
-    # the second crosses a minute, as one in sixty does: the always-on symbols' closed bars ride along
+    # the second crosses a minute, as one in sixty does: the minute's closed bars and 分时 points ride along
     offset = (60 - time.time() % 60) - 0.5
     src = MockSource({"rate": 1, "universe": 500, "seed": 1, "history": 0}, clock=lambda: time.time() + offset)
     await src.start(Ctx())

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from argus_service.natswire import pub_prefix
 
 from . import quotefloor
 
@@ -31,53 +32,42 @@ def _key(name: str) -> bytes:
     return msgspec.msgpack.encode(name)
 
 
-def layout(symbol_len: int) -> tuple[np.dtype[Any], dict[str, bytes]]:
-    """The record of one PUB (its line, the payload, CRLF) and the constant bytes of its fields."""
+def layout(symbol_len: int) -> tuple[list[tuple[str, str]], dict[str, bytes], int]:
+    """The record of one PUB's payload and CRLF (after its line): its fields, the constant bytes
+    of those that never change, and the payload's length."""
+    f8, i8 = b"\xcb", b"\xd3"  # MessagePack's float64 and int64 markers
+    parts: list[bytes | tuple[str, str]] = [b"\x86" + _key("type") + _key("quote") + _key("quote") + b"\x8c"]
+    for name in _QUOTE_FLOATS:
+        parts += [_key(name) + f8, (name, ">f8")]
+    parts += [_key("volume") + i8, ("volume", ">i8"), _key("amount") + f8, ("amount", ">f8")]
+    parts.append(_key("timestamp") + msgspec.msgpack.encode(TIMESTAMP))
+    book = (
+        ("bid_prices", f8, ">f8"),
+        ("bid_volumes", i8, ">i8"),
+        ("ask_prices", f8, ">f8"),
+        ("ask_volumes", i8, ">i8"),
+    )
+    for side, marker, fmt in book:
+        parts.append(_key(side) + bytes([0x90 + LEVELS]))
+        for i in range(LEVELS):
+            parts += [marker, (f"{side}{i}", fmt)]
+    parts += [_key("symbol") + bytes([0xA0 + symbol_len]), ("symbol", f"S{symbol_len}")]
+    parts += [_key("source") + msgspec.msgpack.encode(SOURCE) + _key("seq") + i8, ("seq", ">i8")]
+    parts += [_key("ts") + i8, ("ts", ">i8"), b"\r\n"]
     fields: list[tuple[str, str]] = []
     const: dict[str, bytes] = {}
-    pending = bytearray()
-
-    def lit(b: bytes) -> None:
-        pending.extend(b)
-
-    def cut() -> None:
-        if pending:
+    for part in parts:
+        if isinstance(part, tuple):
+            fields.append(part)
+        elif fields and fields[-1][0] in const:  # constants that follow each other: one field
+            name = fields[-1][0]
+            const[name] += part
+            fields[-1] = (name, f"S{len(const[name])}")
+        else:
             name = f"c{len(const)}"
-            fields.append((name, f"S{len(pending)}"))
-            const[name] = bytes(pending)
-            pending.clear()
-
-    def field(name: str, fmt: str) -> None:
-        cut()
-        fields.append((name, fmt))
-
-    fields.append(("line", "S1"))  # the PUB line: sized below, once the payload's length is known
-    lit(b"\x86" + _key("type") + _key("quote") + _key("quote") + b"\x8c")
-    for name in _QUOTE_FLOATS:
-        lit(_key(name) + b"\xcb")
-        field(name, ">f8")
-    lit(_key("volume") + b"\xd3")
-    field("volume", ">i8")
-    lit(_key("amount") + b"\xcb")
-    field("amount", ">f8")
-    lit(_key("timestamp") + msgspec.msgpack.encode(TIMESTAMP))
-    for side, kind in (("bid_prices", "p"), ("bid_volumes", "v"), ("ask_prices", "p"), ("ask_volumes", "v")):
-        lit(_key(side) + bytes([0x90 + LEVELS]))
-        for i in range(LEVELS):
-            lit(b"\xcb" if kind == "p" else b"\xd3")
-            field(f"{side}{i}", ">f8" if kind == "p" else ">i8")
-    lit(_key("symbol") + bytes([0xA0 + symbol_len]))
-    field("symbol", f"S{symbol_len}")
-    lit(_key("source") + msgspec.msgpack.encode(SOURCE) + _key("seq") + b"\xd3")
-    field("seq", ">i8")
-    lit(_key("ts") + b"\xd3")
-    field("ts", ">i8")
-    lit(b"\r\n")
-    cut()
-    payload = sum(np.dtype(f).itemsize for n, f in fields if n != "line") - 2
-    line_len = len(f"PUB quote.{'x' * symbol_len}  {payload}\r\n")
-    fields[0] = ("line", f"S{line_len}")
-    return np.dtype(fields), const
+            const[name] = part
+            fields.append((name, f"S{len(part)}"))
+    return fields, const, np.dtype(fields).itemsize - 2
 
 
 class ColumnPublisher:
@@ -86,13 +76,13 @@ class ColumnPublisher:
     def __init__(self, names: list[str]) -> None:
         lengths = {len(s) for s in names}
         assert len(lengths) == 1, "one layout per symbol length; a market's codes share one"
-        self.dtype, const = layout(lengths.pop())
-        rows = np.zeros(len(names), self.dtype)
-        payload = self.dtype.itemsize - self.dtype["line"].itemsize - 2
+        fields, const, payload = layout(lengths.pop())
+        lines = [pub_prefix(f"quote.{s}") + b"%d\r\n" % payload for s in names]  # all one length
+        rows = np.zeros(len(names), np.dtype([("line", f"S{len(lines[0])}"), *fields]))
         for name, value in const.items():
             rows[name] = value
         rows["symbol"] = [s.encode() for s in names]
-        rows["line"] = [f"PUB quote.{s}  {payload}\r\n".encode() for s in names]
+        rows["line"] = lines
         self.rows = rows
         self.seq = np.zeros(len(names), np.int64)
 

@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any
 
+from .ports import free_port
 from .procstat import rss_kb
 
 FRAME = b"\x81\x78" + b"x" * 120  # one unmasked 120-byte text frame
@@ -150,8 +151,6 @@ def measure(
     client_core: int | None = 1,
 ) -> dict[str, Any]:
     """KB of the server's RSS per open WebSocket, with every socket sent a frame a second."""
-    from .stack import free_port  # here, not at the top: the server process need not import the stack
-
     port = free_port()
     argv = [sys.executable, "-m", "bench.connfloor", "--serve", mode, "--port", str(port)]
     server = subprocess.Popen(

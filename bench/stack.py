@@ -14,15 +14,10 @@ import time
 from pathlib import Path
 
 from .ablate import MOCK_ABLATIONS
+from .ports import free_port
 from .procstat import cpu_seconds
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:

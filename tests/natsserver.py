@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -15,42 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-def _ephemeral_range() -> range:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return range(int(low), int(high) + 1)
-    except (OSError, ValueError):
-        return range(32768, 61000)
-
-
-# Ports handed out by this process, so two servers started back to back never get the same one.
-_GIVEN: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, chosen outside the kernel's ephemeral range.
-
-    A port the kernel picked for a listener (bind to 0) comes from the ephemeral range, where any
-    outgoing connection of the test run can take it before the server binds it (CI saw a gateway
-    fail with "address already in use" that way); ports below that range are only ever bound on
-    purpose.
-    """
-    ephemeral = _ephemeral_range()
-    pool = [p for p in range(20000, 32768) if p not in ephemeral] or list(range(61000, 65536))
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.choice(pool)
-        if port in _GIVEN:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _GIVEN.add(port)
-        return port
-    raise RuntimeError("no free port outside the ephemeral range")
+from bench.ports import free_port
 
 
 def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

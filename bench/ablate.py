@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 from argus_gateway import __main__ as gateway_main
 from argus_gateway import fanout, server, session
@@ -20,9 +21,9 @@ from argus_gateway.dataframe import EventFrames
 from argus_gateway.recall import entry_of
 from argus_gateway.topic import Topic
 from argus_ingestor_mock import __main__ as mock_main
-from argus_ingestor_mock.market import local_iso
+from argus_ingestor_mock.market import VOLUME_ROWS, book_levels, local_iso
 from argus_ingestor_mock.source import MockSource
-from argus_protocol import BEIJING, Event, KlineEvent, QuoteEvent, TickEvent, TradeEvent, decode_event
+from argus_protocol import BEIJING, Event, KlineEvent, Quote, QuoteEvent, TickEvent, TradeEvent, decode_event
 from argus_service import natswire, process
 from nats.protocol.parser import Parser
 
@@ -189,7 +190,45 @@ def joined_order() -> None:
     MockSource._enter_order = lambda self, symbol: self._order.append(symbol)  # type: ignore[method-assign]
 
 
-MOCK_ABLATIONS: dict[str, Callable[[], None]] = {"symbol-by-symbol": symbol_by_symbol, "joined-order": joined_order}
+def object_quotes() -> None:
+    """Every mock quote a QuoteEvent of its own, encoded one at a time by the runner, instead of
+    the step's quotes as one QuoteBlock written from its columns (the mock before 2026-12-03)."""
+
+    def quote_events(self: MockSource, slots: Any, symbols: list[str], when: str) -> list[Event]:
+        live = self._live
+        last, lo, hi, look = live.last[slots], live.lo[slots], live.hi[slots], live.look[slots]
+        price, open_, high, low, prev, amount = (
+            (a / 100).tolist()
+            for a in (last, live.open[slots], live.high[slots], live.low[slots], live.prev[slots], live.amount[slots])
+        )
+        volume = live.volume[slots].tolist()
+        touch = np.maximum(last - (look >> 24), np.maximum(lo, 5))
+        inside = ((touch - 4 >= lo) & (touch + 5 <= hi)).tolist()
+        out: list[Event] = []
+        for i, (sym, b, bits, whole) in enumerate(zip(symbols, touch.tolist(), look.tolist(), inside, strict=True)):
+            if not self.opts.book:
+                book: tuple[list[float], list[int], list[float], list[int]] = ([], [], [], [])
+            elif whole:  # the ladders' shared lists, as the object path had them
+                bids, asks = live._ladders.at(b)
+                book = (bids, VOLUME_ROWS[bits & 0xFFF], asks, VOLUME_ROWS[bits >> 12 & 0xFFF])
+            else:
+                book = book_levels(int(last[i]), int(lo[i]), int(hi[i]), bits, live._ladders)
+            quote = Quote(
+                price=price[i], open=open_[i], high=high[i], low=low[i], prev_close=prev[i], volume=volume[i],
+                amount=amount[i], timestamp=when, bid_prices=book[0], bid_volumes=book[1], ask_prices=book[2],
+                ask_volumes=book[3],
+            )  # fmt: skip
+            out.append(QuoteEvent(symbol=sym, source=self.name, quote=quote))
+        return out
+
+    MockSource._quote_events = quote_events  # type: ignore[method-assign]
+
+
+MOCK_ABLATIONS: dict[str, Callable[[], None]] = {
+    "symbol-by-symbol": symbol_by_symbol,
+    "joined-order": joined_order,
+    "object-quotes": object_quotes,
+}
 
 ABLATIONS: dict[str, Callable[[], None]] = {
     **MOCK_ABLATIONS,

@@ -7,8 +7,19 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from argus_ingestor import Source, WantedSet
+from argus_ingestor import Batch, QuoteBlock, Source, WantedSet
 from argus_protocol import Event, Stream
+
+
+def as_events(batch: Batch) -> list[Event]:
+    """A batch as the events it carries: a block of quotes as its QuoteEvents, in place."""
+    out: list[Event] = []
+    for item in batch:
+        if isinstance(item, QuoteBlock):
+            out.extend(item.events())
+        else:
+            out.append(item)
+    return out
 
 
 class Recorder:
@@ -65,8 +76,9 @@ class SourceHarness:
 
     async def _collect(self) -> None:
         async for batch in self.source.events():
-            self.batches.append(batch)
-            self.events.extend(batch)
+            events = as_events(batch)
+            self.batches.append(events)
+            self.events.extend(events)
 
     def want(self, *streams: tuple[str, ...]) -> None:
         self.source.want(WantedSet(Stream(*s) for s in streams))

@@ -67,51 +67,28 @@ def test_quote_floor_builds_and_encodes_real_quote_events() -> None:
     assert floor["steps_per_s"] == 100 and floor["us_per_quote_paced"] > 0
 
 
-def test_column_floor_writes_the_pubs_the_object_path_would() -> None:
-    """bench/columnfloor.py's records, as nats-server reads them, decode to the very events the
-    object path encodes from the same numbers (its integers are wider on the wire, not different)."""
-    import numpy as np
-    from argus_protocol import Quote, QuoteEvent, decode_event, encode_event
+def test_column_floor_writes_the_pubs_of_its_blocks() -> None:
+    """bench/columnfloor.py's PUBs, as nats-server reads them, are its last step's quotes, each
+    stamped with its symbol's seq (how many steps updated it)."""
+    from argus_protocol import decode_event
 
-    from bench.columnfloor import LEVELS, SOURCE, TIMESTAMP, ColumnPublisher, measure
+    from bench.columnfloor import steps
 
-    names = ["000001.SZ", "000002.SZ", "600000.SH"]
-    pub = ColumnPublisher(names)
-    rng = np.random.default_rng(7)
-    idx = np.array([2, 0])
-    floats = {n: rng.uniform(1, 100, 2) for n in ("price", "open", "high", "low", "prev_close", "amount")}
-    ints = {"volume": rng.integers(0, 10**12, 2)}
-    for side in ("bid", "ask"):
-        for i in range(LEVELS):
-            floats[f"{side}_prices{i}"] = rng.uniform(1, 100, 2)
-            ints[f"{side}_volumes{i}"] = rng.integers(0, 10**6, 2)
-    pub.step(idx, {**floats, **ints}, ts=1)
-    blob = pub.step(idx, {**floats, **ints}, ts=1_764_000_000_000_000)
-    pos = 0
-    for row, sym in enumerate(names[j] for j in idx):
+    spent, blob = steps(per_step=30, count=3, period=0.0, symbols=40)  # steps of 30 over 40: seqs 2 and 3
+    pos, events = 0, []
+    while pos < len(blob):
         eol = blob.index(b"\r\n", pos)
         verb, subject, size = blob[pos:eol].split()
         end = eol + 2 + int(size)
-        assert (verb, subject, blob[end : end + 2]) == (b"PUB", f"quote.{sym}".encode(), b"\r\n")
-        book = {
-            f"{side}_{kind}": [
-                (floats if kind == "prices" else ints)[f"{side}_{kind}{i}"][row].item() for i in range(LEVELS)
-            ]
-            for side in ("bid", "ask")
-            for kind in ("prices", "volumes")
-        }
-        quote = Quote(
-            **{n: floats[n][row].item() for n in ("price", "open", "high", "low", "prev_close", "amount")},
-            volume=ints["volume"][row].item(),
-            timestamp=TIMESTAMP,
-            **book,
-        )
-        expected = QuoteEvent(symbol=sym, source=SOURCE, seq=2, ts=1_764_000_000_000_000, quote=quote)
-        assert decode_event(blob[eol + 2 : end]) == decode_event(encode_event(expected))
+        assert verb == b"PUB" and blob[end : end + 2] == b"\r\n"
+        event = decode_event(blob[eol + 2 : end])
+        assert subject.decode() == f"quote.{event.symbol}"
+        events.append(event)
         pos = end + 2
-    assert pos == len(blob)
-    floor = measure(per_step=30, count=3, period=0.01, symbols=40, core=None)
-    assert floor["us_per_quote_paced"] > 0
+    seqs = {e.symbol: e.seq for e in events}
+    # step 3 updates symbols 20..39 and 0..9: 0..9 and 20..29 for the 2nd time, 30..39 for the 3rd... by slices of 30
+    assert len(events) == 30 and sorted(set(seqs.values())) == [2, 3] and spent > 0
+    assert all(len(e.quote.bid_prices) == len(e.quote.ask_volumes) == 5 and e.source == "floor" for e in events)
 
 
 def test_wildcard_measurement_routes_real_events_both_ways() -> None:

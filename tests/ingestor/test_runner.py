@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import nats
+import numpy as np
 import pytest
-from argus_ingestor import Runner, Source, SourceContext, WantedSet
+from argus_ingestor import QuoteBlock, Runner, Source, SourceContext, WantedSet
 from argus_protocol import (
     DemandAnnouncement,
     Event,
@@ -23,7 +24,7 @@ from argus_protocol import (
     now_us,
 )
 from argus_service.config import build_config
-from natsserver import sync_subscriptions
+from natsserver import NatsServer, nats_binary, sync_subscriptions
 from prometheus_client import CollectorRegistry
 
 
@@ -34,7 +35,7 @@ class ScriptedSource(Source):
 
     def __init__(self) -> None:
         super().__init__({})
-        self.queue: asyncio.Queue[list[Event] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[list[Event | QuoteBlock] | None] = asyncio.Queue()
         self.wants: list[WantedSet] = []
         self.ctx: SourceContext | None = None
 
@@ -47,7 +48,7 @@ class ScriptedSource(Source):
     def want(self, wanted: WantedSet) -> None:
         self.wants.append(wanted)
 
-    async def events(self) -> AsyncIterator[list[Event]]:
+    async def events(self) -> AsyncIterator[list[Event | QuoteBlock]]:
         while (batch := await self.queue.get()) is not None:
             yield batch
 
@@ -117,6 +118,81 @@ async def test_events_get_per_stream_seq_and_publish_ts(running, nats_url: str) 
     assert [e.seq for s, e in got if s == "quote.RUN2.SZ"] == [1]
     assert all(e.source == "scripted" and before <= e.ts <= now_us() for _, e in got)
     await nc.close()
+
+
+def quote_block(symbols: list[str], prices: list[float]) -> QuoteBlock:
+    n = len(symbols)
+    p = np.array(prices)
+    levels = np.arange(5)
+    return QuoteBlock(
+        symbols=symbols,
+        timestamp="2026-11-23T10:00:00.000+08:00",
+        price=p,
+        open=p,
+        high=p + 1,
+        low=p - 1,
+        prev_close=p,
+        volume=np.full(n, 100, np.int64),
+        amount=p * 100,
+        bid_prices=p[:, None] - levels / 100,
+        bid_volumes=np.full((n, 5), 300, np.int64),
+        ask_prices=p[:, None] + 0.01 + levels / 100,
+        ask_volumes=np.full((n, 5), 200, np.int64),
+    )
+
+
+async def test_a_block_of_quotes_goes_out_as_its_events_on_the_same_streams(running, nats_url: str) -> None:
+    src, _ = await running()
+    nc = await nats.connect(nats_url)
+    got: list[tuple[str, Event]] = []
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        got.append((msg.subject, decode_event(msg.data)))
+
+    await nc.subscribe("quote.BLK1.SZ", cb=cb)
+    await nc.subscribe("quote.BLK2.SZ", cb=cb)
+    await sync_subscriptions(nc)
+    first = quote_block(["BLK1.SZ", "BLK2.SZ"], [1, 2])
+    before = now_us()
+    await src.queue.put([first, q("BLK1.SZ", 3)])  # a block and an event of the same stream
+    await src.queue.put([quote_block(["BLK1.SZ"], [4])])
+    await wait_for(lambda: len(got) >= 4, 10, "4 quotes on NATS")
+    blk1 = [e for s, e in got if s == "quote.BLK1.SZ"]
+    assert [(e.seq, e.quote.price) for e in blk1] == [(1, 1), (2, 3), (3, 4)]
+    assert all(e.source == "scripted" and before <= e.ts <= now_us() for _, e in got)
+    # each as the block's own event, stamped
+    block_blk2 = next(e for s, e in got if s == "quote.BLK2.SZ")
+    want = first.events()[1]
+    want.source, want.seq, want.ts = "scripted", 1, block_blk2.ts
+    assert block_blk2 == want and len(want.quote.bid_prices) == 5
+    await nc.close()
+
+
+async def test_a_block_over_max_payload_is_dropped_with_its_seqs_used_up(running) -> None:  # type: ignore[no-untyped-def]
+    binary = nats_binary()
+    if binary is None:
+        pytest.skip("needs the nats-server binary")
+    # a quote with its book (~300 bytes) is over this server's limit, one without (~190) is not
+    server = NatsServer(binary, conf="max_payload: 256\n")
+    server.start()
+    try:
+        src, runner = await running(url=server.url)
+        nc = await nats.connect(server.url)
+        got: list[Event] = []
+
+        async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+            got.append(decode_event(msg.data))
+
+        await nc.subscribe("quote.BLK1.SZ", cb=cb)
+        await sync_subscriptions(nc)
+        await src.queue.put([quote_block(["BLK1.SZ"], [1]), quote_block(["BLK1.SZ"], [2]), q("BLK1.SZ", 3)])
+        await wait_for(lambda: len(got) >= 1, 10, "the small quote on NATS")
+        await asyncio.sleep(0.2)
+        assert [(e.seq, e.quote.price) for e in got] == [(3, 3)]  # seqs 1 and 2 show as a hole: a GAP
+        assert runner.metrics.publish_errors.collect()[0].samples[0].value == 2  # counted as not published
+        await nc.close()
+    finally:
+        server.cleanup()
 
 
 async def test_follows_the_union_of_gateway_demand_and_expires_dead_gateways(running, nats_url: str) -> None:

@@ -39,14 +39,16 @@ def test_a_batched_step_is_the_scalar_step_to_the_tick_across_minutes_limits_and
             inst.feed(at, gathered, (), False, True)
             klines, ticks = inst.roll(now, (), False, True)
             closed_together += [(inst.symbol, b) for b in [*klines, *ticks]]
-        quotes = live.quotes(slots, when, True)
+        block, cut = live.quotes(slots, due, when, True)
+        quotes = {e.symbol: e.quote for e in block.events()} | {due[pos]: q for pos, q in cut}
+        assert len(quotes) == len(due) and block.levels == 5
         for pos, sym in enumerate(due):
             inst = alone[symbols.index(sym)]
             printed = inst.step(now, when)
             klines, ticks = inst.feed(now, printed, (), False, True)
             closed_alone += [(sym, b) for b in [*klines, *ticks]]
-            assert quotes[pos] == inst.quote(when), (k, sym)
-            short += min(len(quotes[pos].bid_prices), len(quotes[pos].ask_prices)) < 5
+            assert quotes[sym] == inst.quote(when), (k, sym)
+            short += min(len(quotes[sym].bid_prices), len(quotes[sym].ask_prices)) < 5
             assert step.trades_of(pos, when) == printed.trades, (k, sym)
     # the bars each way: the same closed bars and minutes; and the days are the same when stored back
     key = lambda item: (item[0], type(item[1]).__name__, getattr(item[1], "period", ""))  # noqa: E731

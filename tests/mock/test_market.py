@@ -12,6 +12,7 @@ from argus_ingestor_mock.market import Instrument, base_price, local_iso
 from argus_ingestor_mock.schedule import is_open
 from argus_ingestor_mock.source import ALWAYS, MockSource, universe_symbols
 from argus_protocol import BEIJING, PERIODS, Event, KlineEvent, QuoteEvent, Stream, TickEvent
+from sourceharness import as_events
 
 T0 = int(datetime(2026, 11, 23, 10, 0, tzinfo=BEIJING).timestamp() * 1000)  # a Monday
 
@@ -178,7 +179,7 @@ async def collect(src: MockSource, seconds: float) -> list:  # type: ignore[type
 
     async def run() -> None:
         async for batch in src.events():
-            out.extend(batch)
+            out.extend(as_events(batch))
 
     task = asyncio.create_task(run())
     await asyncio.sleep(seconds)
@@ -221,8 +222,9 @@ async def test_updates_spread_over_the_second_in_small_batches() -> None:
 
     async def run() -> None:
         async for batch in src.events():
-            sizes.append(sum(1 for e in batch if isinstance(e, QuoteEvent)))
-            closed.extend(e for e in batch if isinstance(e, KlineEvent | TickEvent))
+            events = as_events(batch)
+            sizes.append(sum(1 for e in events if isinstance(e, QuoteEvent)))
+            closed.extend(e for e in events if isinstance(e, KlineEvent | TickEvent))
 
     task = asyncio.create_task(run())
     await asyncio.sleep(1.05)
@@ -240,13 +242,15 @@ async def test_any_market_can_be_wanted_and_a_late_joiner_sees_the_whole_day() -
     src.want(WantedSet(Stream("quote", s) for s in syms))
     for _ in range(30):
         now[0] += 1.3
-        src._update(list(src._order))
-    vols = {e.symbol: e.quote.volume for e in src._update(list(src._order)) if e.__struct_config__.tag == "quote"}
+        as_events(src._update(list(src._order)))
+    vols = {
+        e.symbol: e.quote.volume for e in as_events(src._update(list(src._order))) if e.__struct_config__.tag == "quote"
+    }
     assert set(vols) == {*syms, "000001.SZ", "600000.SH"} and min(vols.values()) > 0
     # a 1d and a 5m kline stream joined now carry everything traded before the join
     src.want(WantedSet([*(Stream("quote", s) for s in syms), Stream("kline", "AAPL.US", "1d")]))
     now[0] += 1.3
-    events = src._update(["AAPL.US"])
+    events = as_events(src._update(["AAPL.US"]))
     q = next(e.quote for e in events if e.__struct_config__.tag == "quote")
     day = next(e.kline for e in events if e.__struct_config__.tag == "kline")
     assert (day.volume, day.open, day.high, day.low) == (q.volume, q.open, q.high, q.low) and q.volume > vols["AAPL.US"]
@@ -260,14 +264,14 @@ async def test_a_symbol_wanted_again_resumes_its_day() -> None:
     src.want(want)
     for _ in range(10):
         now[0] += 1
-        before = [e.quote.volume for e in src._update(["300750.SZ"])][-1]
+        before = [e.quote.volume for e in as_events(src._update(["300750.SZ"]))][-1]
     src.want(WantedSet())
-    assert "300750.SZ" not in src._order and src._update(["300750.SZ"]) == []
+    assert "300750.SZ" not in src._order and as_events(src._update(["300750.SZ"])) == []
     now[0] += 600
     src.want(want)
     assert src._urgent == ["300750.SZ"]  # updated on the very next step
     now[0] += 1
-    after = [e.quote.volume for e in src._update(["300750.SZ"])][-1]
+    after = [e.quote.volume for e in as_events(src._update(["300750.SZ"]))][-1]
     assert after > before  # volume never goes backwards
 
 
@@ -299,7 +303,7 @@ async def test_schedule_cn_closes_bars_at_the_break_and_goes_live_again() -> Non
 
     async def run() -> None:
         async for batch in src.events():
-            events.extend(batch)
+            events.extend(as_events(batch))
 
     task = asyncio.create_task(run())
     await asyncio.sleep(0.3)

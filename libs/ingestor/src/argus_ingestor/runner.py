@@ -1,7 +1,8 @@
 """The runner: drives one Source and publishes its events to NATS.
 
 It stamps `seq` (per stream) and `ts` (publish time, epoch µs) on each event, encodes it once
-(MessagePack) and publishes it to the event's subject; follows demand; publishes status and its
+(MessagePack) and publishes it to the event's subject (a source's `QuoteBlock` of many quotes is
+written from its columns instead, each quote stamped alike: quoteblock.py); follows demand; publishes status and its
 heartbeat; and survives NATS restarts (nats-py reconnects and buffers; events that cannot be
 buffered are dropped *with* their seq consumed, so gateways see the hole and announce a GAP).
 
@@ -54,7 +55,8 @@ from .demand import DemandTable
 from .failover import Failover, MarketGroup
 from .history import HistoryService
 from .lease import SourceLease
-from .source import Source, WantedSet
+from .quoteblock import BlockWriter, QuoteBlock
+from .source import Batch, Source, WantedSet
 from .status import StatusBoard
 
 log = logging.getLogger("argus.runner")
@@ -152,6 +154,8 @@ class Runner:
         # one lookup per event stamps seq and finds the subject
         self._streams: dict[tuple[str, str, str], _StreamState] = {}
         self._scratch = bytearray()  # publish(): where each event is encoded
+        self._quotes: dict[str, _StreamState] = {}  # symbol -> its quote stream's (in _streams): for blocks
+        self._writer = BlockWriter()
         self._wanted = WantedSet()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
@@ -190,10 +194,7 @@ class Runner:
 
     def lost(self, stream: Stream, count: int = 1) -> None:
         """SourceContext.lost: use up `count` seqs so gateways announce GAP reason=upstream."""
-        key = (stream.type, stream.symbol, stream.period)
-        state = self._streams.get(key)
-        if state is None:
-            state = self._streams[key] = self._new_state(stream)
+        state = self._state(stream)
         state.seq += count
         self.metrics.errors.labels("lost").inc(count)
 
@@ -270,7 +271,7 @@ class Runner:
         async for batch in self.source.events():
             await self.publish(batch)
 
-    async def publish(self, batch: list[Event]) -> None:
+    async def publish(self, batch: Batch) -> None:
         nc = self.nc
         assert nc is not None
         streams = self._streams
@@ -283,6 +284,14 @@ class Runner:
         failed = withheld = 0
         self._refresh_rights()
         for ev in batch:
+            if type(ev) is QuoteBlock:
+                published, dropped, held = self._add_block(ev, out, stamp, max_payload)
+                if published:
+                    sent["quote"] = sent.get("quote", 0) + published
+                failed += dropped
+                withheld += held
+                continue
+            assert not isinstance(ev, QuoteBlock)  # for mypy: `type(ev) is` does not narrow
             etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
             if etype == "kline":
                 bar = ev.kline  # type: ignore[union-attr]
@@ -337,6 +346,42 @@ class Runner:
             self.metrics.publish_errors.inc(failed)
         if withheld and self.lease is not None:
             self.lease.withhold(withheld)
+
+    def _add_block(self, block: QuoteBlock, out: PubBatch, stamp: int, max_payload: int) -> tuple[int, int, int]:
+        """`publish` for a block of quotes: each stamped as an event would be, their PUBs written from
+        the columns (quoteblock.py). Returns how many were published, dropped and withheld."""
+        quotes = self._quotes
+        rows: list[int] = []
+        prefixes: list[bytes] = []
+        seqs: list[int] = []
+        withheld = 0
+        for i, symbol in enumerate(block.symbols):
+            state = quotes.get(symbol)
+            if state is None:
+                state = quotes[symbol] = self._state(Stream("quote", symbol))
+            seq = state.seq = state.seq + 1
+            if not state.right.on:  # as for an event: the seq is used up, a lapse shows as a GAP
+                state.withheld += 1
+                withheld += 1
+                continue
+            rows.append(i)
+            prefixes.append(state.pub)
+            seqs.append(seq)
+        if not block.source:
+            block.source = self.name
+        pubs, payload_bytes, longest = self._writer.pubs(block, rows, prefixes, seqs, stamp)
+        if longest > max_payload:  # their seqs are used up: gateways announce the holes
+            log.warning("quotes over max_payload dropped", extra={"quotes": len(rows), "bytes": longest})
+            return 0, len(rows), withheld
+        out.add_pubs(pubs, len(rows), payload_bytes)
+        return len(rows), 0, withheld
+
+    def _state(self, stream: Stream) -> _StreamState:
+        key = (stream.type, stream.symbol, stream.period)
+        state = self._streams.get(key)
+        if state is None:
+            state = self._streams[key] = self._new_state(stream)
+        return state
 
     def _new_state(self, stream: Stream) -> _StreamState:
         right = self._right_of.get(market_of(stream.symbol), self._rest)
@@ -422,9 +467,7 @@ class Runner:
         we withheld events since, so clients are told of the hole with a GAP."""
         streams = self._streams
         for key, ev in (heads or {}).items():
-            state = streams.get(key)
-            if state is None:
-                state = streams[key] = self._new_state(Stream(*key))
+            state = self._state(Stream(*key))
             if right is not None and state.right is not right:
                 continue
             state.seq = ev.seq + (1 if state.withheld else 0)

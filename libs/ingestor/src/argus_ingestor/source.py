@@ -11,7 +11,9 @@ Lifecycle, driven by the runner:
    streams to provide (demand union + always-on). Must not block; a source that needs I/O to
    follow it schedules that I/O itself.
 3. ``async for batch in source.events()`` — the runner publishes each batch of events. Leave
-   `seq` and `ts` alone (the runner stamps them); set `symbol`, `source` and the payload.
+   `seq` and `ts` alone (the runner stamps them); set `symbol`, `source` and the payload. A source
+   that computes many quotes at once as arrays may hand them over as one `QuoteBlock` item of a
+   batch (quoteblock.py): the runner writes their PUBs from the columns, no object per quote.
 4. ``await source.stop()`` — release upstream resources; `events()` must then finish.
 
 Register a source under the entry-point group ``argus.sources`` (see `registry.py`).
@@ -21,12 +23,15 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
 from argus_protocol import Event, Stream
 
 from .past import HistoryAnswer, HistoryQuery, HistoryUnavailable
+from .quoteblock import QuoteBlock
+
+Batch = Sequence[Event | QuoteBlock]  # what `Source.events()` yields: events, and quotes as blocks
 
 
 class WantedSet:
@@ -123,7 +128,7 @@ class Source(abc.ABC):
     def want(self, wanted: WantedSet) -> None: ...
 
     @abc.abstractmethod
-    def events(self) -> AsyncIterator[list[Event]]: ...
+    def events(self) -> AsyncIterator[Batch]: ...
 
     async def history(self, query: HistoryQuery) -> HistoryAnswer:
         """Deep history from the upstream's own history API (bars, a day's 分时, trades, quotes),

@@ -250,6 +250,12 @@ class PubBatch:
         self.count += 1
         self.payload_bytes += n
 
+    def add_pubs(self, pubs: bytes, count: int, payload_bytes: int) -> None:
+        """`count` whole PUBs laid out elsewhere (quoteblock.py), carrying `payload_bytes` of payload."""
+        self.buffer += pubs
+        self.count += count
+        self.payload_bytes += payload_bytes
+
 
 def publish_batch(nc: Client, messages: list[tuple[str, bytes]]) -> None:
     """`publish_pubs` of (valid subject, payload) pairs; ValueError for a payload over the server's

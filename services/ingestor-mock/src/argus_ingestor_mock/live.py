@@ -22,14 +22,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from argus_ingestor.bars import bucket_end_ms, bucket_start_ms
+from argus_ingestor.quoteblock import QuoteBlock
 from argus_protocol import Quote, Trade
 
 from .draws import words_array
-from .market import LIMIT, LOT, SPREAD, VOLATILITY, VOLUME_ROWS, Instrument, Ladders, Print, book_levels
+from .market import LEVELS, LIMIT, LOT, SPREAD, VOLATILITY, VOLUME_ROWS, Instrument, Ladders, Print, book_levels
 
 I64 = npt.NDArray[np.int64]
 _TRADE_ROWS = np.arange(3)[:, None]
 _LOWEST, _HIGHEST = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+_LEVELS = np.arange(LEVELS)
+VOLUME_TABLE = np.array(VOLUME_ROWS, np.int64)  # market.VOLUME_ROWS, for a block's book at once
 
 _COLUMNS = (
     "last", "open", "high", "low", "prev", "lo", "hi", "volume", "amount", "trade_no", "day_end", "look",
@@ -227,48 +230,56 @@ class LiveMarket:
         ended = self._gather(s, now_ms, first, high, low, price, volume, amount)
         return Stepped(last, trades, prices, volumes, bits, trade_no, ended)
 
-    def quotes(self, s: I64, when: str, book: bool) -> list[Quote]:
-        """The quotes of slots `s` as they stand (Instrument.quote, for many at once)."""
-        last, lo, hi, look = self.last[s], self.lo[s], self.hi[s], self.look[s]
-        price, open_, high, low, prev, amount = (
-            (a / 100).tolist() for a in (last, self.open[s], self.high[s], self.low[s], self.prev[s], self.amount[s])
+    def quotes(self, s: I64, symbols: list[str], when: str, book: bool) -> tuple[QuoteBlock, list[tuple[int, Quote]]]:
+        """The quotes of slots `s` (`symbols`) as they stand (Instrument.quote, for many at once): one
+        block, but for those whose book the ±10 % limit cuts short: (position, Quote) each."""
+        levels = _LEVELS if book else _LEVELS[:0]  # without depth (a source like Yahoo's): no levels
+        look = self.look[s]
+        touch = np.maximum(self.last[s] - (look >> 24), np.maximum(self.lo[s], 5))  # market.touch
+        partial: list[tuple[int, Quote]] = []
+        if book:
+            whole = (touch - 4 >= self.lo[s]) & (touch + 5 <= self.hi[s])
+            if not whole.all():
+                partial = [(pos, self._cut_quote(int(s[pos]), when)) for pos in np.flatnonzero(~whole).tolist()]
+                s, touch, look = s[whole], touch[whole], look[whole]
+                symbols = [sym for sym, keep in zip(symbols, whole.tolist(), strict=True) if keep]
+        depth = len(levels)
+        block = QuoteBlock(
+            symbols=symbols,
+            timestamp=when,
+            price=self.last[s] / 100,
+            open=self.open[s] / 100,
+            high=self.high[s] / 100,
+            low=self.low[s] / 100,
+            prev_close=self.prev[s] / 100,
+            volume=self.volume[s],
+            amount=self.amount[s] / 100,
+            bid_prices=(touch[:, None] - levels) / 100,
+            bid_volumes=VOLUME_TABLE[look & 0xFFF, :depth],
+            ask_prices=(touch[:, None] + 1 + levels) / 100,
+            ask_volumes=VOLUME_TABLE[look >> 12 & 0xFFF, :depth],
         )
-        volume = self.volume[s].tolist()
-        if not book:  # without depth (a source like Yahoo's, an index feed): no levels
-            return [
-                Quote(price=p, open=o, high=h, low=lw, prev_close=pc, volume=v, amount=a, timestamp=when)
-                for p, o, h, lw, pc, v, a in zip(price, open_, high, low, prev, volume, amount, strict=True)
-            ]
-        touch = np.maximum(last - (look >> 24), np.maximum(lo, 5))  # market.touch
-        inside = ((touch - 4 >= lo) & (touch + 5 <= hi)).tolist()
-        ladder = self._ladders.at
-        rows = VOLUME_ROWS
-        out: list[Quote] = []
-        for i, (b, bits, whole) in enumerate(zip(touch.tolist(), look.tolist(), inside, strict=True)):
-            if whole:  # the whole book inside the limits: the usual case
-                bid_prices, ask_prices = ladder(b)
-                bid_volumes, ask_volumes = rows[bits & 0xFFF], rows[bits >> 12 & 0xFFF]
-            else:
-                bid_prices, bid_volumes, ask_prices, ask_volumes = book_levels(
-                    int(last[i]), int(lo[i]), int(hi[i]), bits, self._ladders
-                )
-            out.append(
-                Quote(
-                    price=price[i],
-                    open=open_[i],
-                    high=high[i],
-                    low=low[i],
-                    prev_close=prev[i],
-                    volume=volume[i],
-                    amount=amount[i],
-                    timestamp=when,
-                    bid_prices=bid_prices,
-                    bid_volumes=bid_volumes,
-                    ask_prices=ask_prices,
-                    ask_volumes=ask_volumes,
-                )
-            )
-        return out
+        return block, partial
+
+    def _cut_quote(self, i: int, when: str) -> Quote:
+        """Slot i's quote with the book the price limits leave (market.book_levels)."""
+        bid_prices, bid_volumes, ask_prices, ask_volumes = book_levels(
+            int(self.last[i]), int(self.lo[i]), int(self.hi[i]), int(self.look[i]), self._ladders
+        )
+        return Quote(
+            price=int(self.last[i]) / 100,
+            open=int(self.open[i]) / 100,
+            high=int(self.high[i]) / 100,
+            low=int(self.low[i]) / 100,
+            prev_close=int(self.prev[i]) / 100,
+            volume=int(self.volume[i]),
+            amount=int(self.amount[i]) / 100,
+            timestamp=when,
+            bid_prices=bid_prices,
+            bid_volumes=bid_volumes,
+            ask_prices=ask_prices,
+            ask_volumes=ask_volumes,
+        )
 
     def _gather(
         self, s: I64, now_ms: int, first: I64, high: I64, low: I64, close: I64, volume: I64, amount: I64

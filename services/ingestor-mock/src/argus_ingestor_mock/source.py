@@ -28,13 +28,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from argus_ingestor import HistoryAnswer, HistoryQuery, Source, SourceContext, WantedSet
+from argus_ingestor import Batch, HistoryAnswer, HistoryQuery, QuoteBlock, Source, SourceContext, WantedSet
 from argus_protocol import BEIJING, PERIODS, Event, KlineEvent, QuoteEvent, Stream, TickEvent, TradeEvent
 from argus_service.config import yes_no
 
 from .deep import MockPast
 from .history import PastPlan, SeedSpec, plan_past, walk_past
-from .live import LiveMarket
+from .live import I64, LiveMarket
 from .market import Instrument, Ladders, Print, local_iso
 from .schedule import SCHEDULES, is_open
 from .timeline import Timeline
@@ -228,7 +228,7 @@ class MockSource(Source):
         self._open = now_open
         return now_open
 
-    async def events(self) -> AsyncIterator[list[Event]]:
+    async def events(self) -> AsyncIterator[Batch]:
         rate = self.opts.rate
         slots = max(1, int(self.opts.steps // rate))
         period = 1.0 / (rate * slots)  # 40-80 ms (1/rate above 25/s), so stop() is seen within that
@@ -249,14 +249,14 @@ class MockSource(Source):
             if self._pending:
                 started = time.perf_counter()
                 while self._pending and time.perf_counter() - started < SEED_BUDGET_S:
-                    batch = self._seed_next()
-                    if batch:
-                        yield batch
+                    seeded = self._seed_next()
+                    if seeded:
+                        yield seeded
                     if self._stop.is_set():
                         return
             if not self._check_session():
                 now = self.clock()
-                batch = []
+                batch: list[Event | QuoteBlock] = []
                 if self._urgent:  # wanted while closed: one quote as of the last close, no trading
                     batch = self._quotes_only(self._urgent, int(now * 1000))
                     self._urgent = []
@@ -376,7 +376,7 @@ class MockSource(Source):
         bisect.insort(self._order, symbol, key=slot_key)
 
     # live ---------------------------------------------------------------------------------
-    def _update(self, symbols: list[str]) -> list[Event]:
+    def _update(self, symbols: list[str]) -> list[Event | QuoteBlock]:
         """One step: `symbols` (each once) update together (live.py), then their events are built."""
         plans = self._plans
         symbols = [s for s in symbols if s in plans]  # dropped since it was scheduled: not stepped
@@ -390,16 +390,17 @@ class MockSource(Source):
         live = self._live
         slots = live.slots(symbols)
         step = live.step(slots, now_ms)
-        out: list[Event] = []
+        out: list[Event | QuoteBlock] = []
         append = out.append
         for pos, at, gathered in step.ended:  # a minute ended: its gathered updates fed, its bars closed
             out.extend(self._roll(symbols[pos], now_ms, (at, gathered)))
         quoted = [pos for pos, sym in enumerate(symbols) if plans[sym][0]]
-        quotes = iter(live.quotes(slots if len(quoted) == len(symbols) else slots[quoted], when, self.opts.book))
+        if len(quoted) == len(symbols):
+            out.extend(self._quote_events(slots, symbols, when))
+        elif quoted:
+            out.extend(self._quote_events(slots[quoted], [symbols[pos] for pos in quoted], when))
         for pos, sym in enumerate(symbols):
-            quote, trades, tick, periods = plans[sym]
-            if quote:
-                append(QuoteEvent(symbol=sym, source=name, quote=next(quotes)))
+            _, trades, tick, periods = plans[sym]
             if trades:
                 for trade in step.trades_of(pos, when):
                     append(TradeEvent(symbol=sym, source=name, trade=trade))
@@ -413,10 +414,18 @@ class MockSource(Source):
                     append(KlineEvent(symbol=sym, source=name, kline=k))
         return out
 
-    def _quotes_only(self, symbols: list[str], now_ms: int) -> list[Event]:
+    def _quotes_only(self, symbols: list[str], now_ms: int) -> list[Event | QuoteBlock]:
         symbols = [s for s in symbols if (plan := self._plans.get(s)) is not None and plan[0]]
-        quotes = self._live.quotes(self._live.slots(symbols), local_iso(now_ms, BEIJING), self.opts.book)
-        return [QuoteEvent(symbol=s, source=self.name, quote=q) for s, q in zip(symbols, quotes, strict=True)]
+        return self._quote_events(self._live.slots(symbols), symbols, local_iso(now_ms, BEIJING))
+
+    def _quote_events(self, slots: I64, symbols: list[str], when: str) -> list[Event | QuoteBlock]:
+        """The quotes of `symbols` (at `slots`) as they stand: one block, and those whose book the
+        price limits cut short one by one."""
+        block, cut = self._live.quotes(slots, symbols, when, self.opts.book)
+        block.source = self.name
+        out: list[Event | QuoteBlock] = [block] if len(block) else []
+        out += [QuoteEvent(symbol=symbols[pos], source=self.name, quote=q) for pos, q in cut]
+        return out
 
     def _roll_all(self, now_ms: int) -> list[Event]:
         out: list[Event] = []

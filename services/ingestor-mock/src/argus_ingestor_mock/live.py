@@ -120,8 +120,7 @@ class LiveMarket:
         return symbol in self._slot
 
     def slots(self, symbols: list[str]) -> I64:
-        slot = self._slot
-        return np.fromiter((slot[s] for s in symbols), np.int64, len(symbols))
+        return np.fromiter(map(self._slot.__getitem__, symbols), np.int64, len(symbols))
 
     def _grow(self, capacity: int) -> None:
         have = len(self._keys)

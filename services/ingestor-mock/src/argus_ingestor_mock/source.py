@@ -145,6 +145,8 @@ class MockSource(Source):
         self._order: list[str] = []  # live symbols in update order; slot i % slots
         self._live = LiveMarket(BEIJING, self._ladders)  # their days, stepped together (live.py)
         self._plans: dict[str, Plan] = {}  # active symbol -> what to publish
+        self._unquoted: frozenset[str] = frozenset()  # planned symbols without their quote
+        self._busy: frozenset[str] = frozenset()  # planned symbols with trades, 分时 or bars to build
         self._dormant: OrderedDict[str, None] = OrderedDict()  # least recently dropped first
         self._urgent: list[str] = []  # newly wanted: update on the next step, not a second later
         self._stop = asyncio.Event()
@@ -188,6 +190,8 @@ class MockSource(Source):
             plans[sym] = ("quote" in types or sym in self._always_set, "trade" in types, "tick" in types, periods)
         old = self._plans
         self._plans = plans
+        self._unquoted = frozenset(s for s, (quote, *_) in plans.items() if not quote)
+        self._busy = frozenset(s for s, (_, trades, tick, periods) in plans.items() if trades or tick or periods)
         dropped = [s for s in old if s not in plans]
         if dropped:
             gone = set(dropped)
@@ -379,7 +383,8 @@ class MockSource(Source):
     def _update(self, symbols: list[str]) -> list[Event | QuoteBlock]:
         """One step: `symbols` (each once) update together (live.py), then their events are built."""
         plans = self._plans
-        symbols = [s for s in symbols if s in plans]  # dropped since it was scheduled: not stepped
+        if not plans.keys() >= set(symbols):  # dropped since it was scheduled: not stepped
+            symbols = [s for s in symbols if s in plans]
         if not symbols:
             return []
         now_ms = int(self.clock() * 1000)
@@ -394,12 +399,17 @@ class MockSource(Source):
         append = out.append
         for pos, at, gathered in step.ended:  # a minute ended: its gathered updates fed, its bars closed
             out.extend(self._roll(symbols[pos], now_ms, (at, gathered)))
-        quoted = [pos for pos, sym in enumerate(symbols) if plans[sym][0]]
-        if len(quoted) == len(symbols):
+        # set operations first: in the usual step every symbol is quoted and none has more to build
+        if self._unquoted.isdisjoint(symbols):
             out.extend(self._quote_events(slots, symbols, when))
-        elif quoted:
+        elif quoted := [pos for pos, sym in enumerate(symbols) if plans[sym][0]]:
             out.extend(self._quote_events(slots[quoted], [symbols[pos] for pos in quoted], when))
+        busy = self._busy
+        if busy.isdisjoint(symbols):
+            return out
         for pos, sym in enumerate(symbols):
+            if sym not in busy:
+                continue
             _, trades, tick, periods = plans[sym]
             if trades:
                 for trade in step.trades_of(pos, when):

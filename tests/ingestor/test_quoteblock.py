@@ -114,3 +114,10 @@ def test_a_block_whose_sides_differ_in_depth_is_refused() -> None:
     blk.ask_prices = blk.ask_prices[:, :3]
     with pytest.raises(ValueError, match="levels"):
         BlockWriter().pubs(blk, [0], [pub_prefix("quote.000001.SZ")], [1], TS)
+
+
+def test_a_block_with_float_volumes_is_refused() -> None:
+    blk = block(["000001.SZ"])
+    blk.volume = blk.volume.astype(np.float64)  # would be truncated into an integer field without a word
+    with pytest.raises(ValueError, match="integer"):
+        BlockWriter().pubs(blk, [0], [pub_prefix("quote.000001.SZ")], [1], TS)

@@ -77,6 +77,19 @@ async def wait_for(pred, timeout: float = 2.0, what: str = "condition") -> None:
         await asyncio.sleep(0.02)
 
 
+async def listen(nc: nats.NATS, *subjects: str) -> list[tuple[str, Event]]:
+    """(subject, event) of everything published to `subjects` from now on, as it arrives."""
+    got: list[tuple[str, Event]] = []
+
+    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
+        got.append((msg.subject, decode_event(msg.data)))
+
+    for subject in subjects:
+        await nc.subscribe(subject, cb=cb)
+    await sync_subscriptions(nc)
+    return got
+
+
 @pytest.fixture
 async def running(nats_url: str):  # type: ignore[no-untyped-def]
     made = []
@@ -100,14 +113,7 @@ async def running(nats_url: str):  # type: ignore[no-untyped-def]
 async def test_events_get_per_stream_seq_and_publish_ts(running, nats_url: str) -> None:
     src, _ = await running()
     nc = await nats.connect(nats_url)
-    got: list[tuple[str, Event]] = []
-
-    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
-        got.append((msg.subject, decode_event(msg.data)))
-
-    await nc.subscribe("quote.RUN1.SZ", cb=cb)
-    await nc.subscribe("quote.RUN2.SZ", cb=cb)
-    await sync_subscriptions(nc)
+    got = await listen(nc, "quote.RUN1.SZ", "quote.RUN2.SZ")
     before = now_us()
     await src.queue.put([q("RUN1.SZ", 1), q("RUN2.SZ", 2), q("RUN1.SZ", 3)])
     await src.queue.put([q("RUN1.SZ", 4)])
@@ -144,14 +150,7 @@ def quote_block(symbols: list[str], prices: list[float]) -> QuoteBlock:
 async def test_a_block_of_quotes_goes_out_as_its_events_on_the_same_streams(running, nats_url: str) -> None:
     src, _ = await running()
     nc = await nats.connect(nats_url)
-    got: list[tuple[str, Event]] = []
-
-    async def cb(msg) -> None:  # type: ignore[no-untyped-def]
-        got.append((msg.subject, decode_event(msg.data)))
-
-    await nc.subscribe("quote.BLK1.SZ", cb=cb)
-    await nc.subscribe("quote.BLK2.SZ", cb=cb)
-    await sync_subscriptions(nc)
+    got = await listen(nc, "quote.BLK1.SZ", "quote.BLK2.SZ")
     first = quote_block(["BLK1.SZ", "BLK2.SZ"], [1, 2])
     before = now_us()
     await src.queue.put([first, q("BLK1.SZ", 3)])  # a block and an event of the same stream
@@ -178,17 +177,11 @@ async def test_a_block_over_max_payload_is_dropped_with_its_seqs_used_up(running
     try:
         src, runner = await running(url=server.url)
         nc = await nats.connect(server.url)
-        got: list[Event] = []
-
-        async def cb(msg) -> None:  # type: ignore[no-untyped-def]
-            got.append(decode_event(msg.data))
-
-        await nc.subscribe("quote.BLK1.SZ", cb=cb)
-        await sync_subscriptions(nc)
+        got = await listen(nc, "quote.BLK1.SZ")
         await src.queue.put([quote_block(["BLK1.SZ"], [1]), quote_block(["BLK1.SZ"], [2]), q("BLK1.SZ", 3)])
         await wait_for(lambda: len(got) >= 1, 10, "the small quote on NATS")
         await asyncio.sleep(0.2)
-        assert [(e.seq, e.quote.price) for e in got] == [(3, 3)]  # seqs 1 and 2 show as a hole: a GAP
+        assert [(e.seq, e.quote.price) for _, e in got] == [(3, 3)]  # seqs 1 and 2 show as a hole: a GAP
         assert runner.metrics.publish_errors.collect()[0].samples[0].value == 2  # counted as not published
         await nc.close()
     finally:

@@ -172,6 +172,8 @@ class BlockWriter:
         shape = (len(block), block.levels)
         if not 0 <= block.levels <= MAX_LEVELS or any(getattr(block, name).shape != shape for name in _BOOK):
             raise ValueError(f"a block's book has 0..{MAX_LEVELS} levels, the same on both sides, a row per quote")
+        if any(getattr(block, name).dtype.kind not in "iu" for name in ("volume", "bid_volumes", "ask_volumes")):
+            raise ValueError("a block's volumes are integer columns")
         symbols = block.symbols
         if len(set(map(len, symbols))) == 1 and len(set(map(len, prefixes))) == 1:
             return self._write(block, rows, prefixes, seqs, ts)

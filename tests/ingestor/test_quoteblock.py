@@ -81,6 +81,11 @@ def test_a_subset_of_rows_in_any_order_and_a_subject_prefix() -> None:
     check(block(symbols), [7, 3, 49, 0], [5, 1, 2**40, 9], prefix="prod.")
 
 
+def test_every_row_in_another_order() -> None:
+    symbols = [f"{i:06d}.SZ" for i in range(1, 6)]
+    check(block(symbols), [4, 3, 2, 1, 0], [1, 2, 3, 4, 5])
+
+
 def test_quotes_without_a_book_send_no_levels() -> None:
     blk = block(["AAPL.US", "MSFT.US"], levels=0)
     check(blk, [0, 1], [1, 1])

@@ -33,7 +33,7 @@ _BOOK = ("bid_prices", "bid_volumes", "ask_prices", "ask_volumes")
 @dataclass(slots=True)
 class QuoteBlock:
     """n quotes of one instant (`timestamp`, the quotes' own time) from `source` ("": the
-    runner's name). Row i is `symbols[i]`'s quote (symbols are ASCII, as Argus's all are); the book
+    runner's name). Row i is `symbols[i]`'s quote (symbols and timestamp are ASCII, as Argus's all are); the book
     columns are n × levels, 0 to 15 levels, the same on both sides (0: quotes without a book, whose
     empty levels are not sent)."""
 
@@ -198,13 +198,15 @@ class BlockWriter:
         self, block: QuoteBlock, rows: Sequence[int], prefixes: Sequence[bytes], seqs: Sequence[int], ts: int
     ) -> tuple[bytes, int, int]:
         """`pubs` for rows whose symbols (and prefixes) are all one length."""
-        take: Any = slice(None) if len(rows) == len(block) else np.asarray(rows, np.intp)
+        idx = np.asarray(rows, np.intp)
+        whole = len(idx) == len(block) and bool((idx == np.arange(len(idx))).all())
+        take: Any = slice(None) if whole else idx  # every row in order: the columns as they are
         seq = np.asarray(seqs, np.int64)
         layout = self._layout(block, take, block.symbols[rows[0]], len(prefixes[0]), seq, ts)
         rec = np.frombuffer(bytearray(layout.template * len(rows)), layout.dtype)  # a byte copy: fast
         tail = layout.tail
         rec["line"] = [p + tail for p in prefixes]
-        rec["symbol"] = block.symbols if len(rows) == len(block) else [block.symbols[i] for i in rows]
+        rec["symbol"] = block.symbols if whole else [block.symbols[i] for i in rows]
         rec["timestamp"] = block.timestamp
         rec["seq"] = seq
         rec["ts"] = ts

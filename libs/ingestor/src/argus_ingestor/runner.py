@@ -2,9 +2,10 @@
 
 It stamps `seq` (per stream) and `ts` (publish time, epoch µs) on each event, encodes it once
 (MessagePack) and publishes it to the event's subject (a source's `QuoteBlock` of many quotes is
-written from its columns instead, each quote stamped alike: quoteblock.py); follows demand; publishes status and its
-heartbeat; and survives NATS restarts (nats-py reconnects and buffers; events that cannot be
-buffered are dropped *with* their seq consumed, so gateways see the hole and announce a GAP).
+written from its columns instead, each quote stamped alike: quoteblock.py); follows demand;
+publishes status and its heartbeat; and survives NATS restarts (nats-py reconnects and buffers;
+events that cannot be buffered are dropped *with* their seq consumed, so gateways see the hole
+and announce a GAP).
 
 `seq` never goes backwards across restarts: before the source starts, the runner reads the newest
 retained event of every stream from JetStream and continues each stream from it (and a bar or
@@ -284,14 +285,13 @@ class Runner:
         failed = withheld = 0
         self._refresh_rights()
         for ev in batch:
-            if type(ev) is QuoteBlock:
+            if isinstance(ev, QuoteBlock):
                 published, dropped, held = self._add_block(ev, out, stamp, max_payload)
                 if published:
                     sent["quote"] = sent.get("quote", 0) + published
                 failed += dropped
                 withheld += held
                 continue
-            assert not isinstance(ev, QuoteBlock)  # for mypy: `type(ev) is` does not narrow
             etype: str = ev.__struct_config__.tag  # type: ignore[assignment]  # every event type is tagged
             if etype == "kline":
                 bar = ev.kline  # type: ignore[union-attr]

@@ -86,6 +86,13 @@ def test_every_row_in_another_order() -> None:
     check(block(symbols), [4, 3, 2, 1, 0], [1, 2, 3, 4, 5])
 
 
+@pytest.mark.parametrize("timestamp", ["", "x" * 31, "x" * 32, "x" * 300])
+def test_timestamps_of_any_length_and_a_block_without_a_source(timestamp: str) -> None:
+    blk = block(["000001.SZ", "000002.SZ"], source="")
+    blk.timestamp = timestamp
+    check(blk, [0, 1], [3, 4])
+
+
 def test_quotes_without_a_book_send_no_levels() -> None:
     blk = block(["AAPL.US", "MSFT.US"], levels=0)
     check(blk, [0, 1], [1, 1])

@@ -33,9 +33,9 @@ _BOOK = ("bid_prices", "bid_volumes", "ask_prices", "ask_volumes")
 @dataclass(slots=True)
 class QuoteBlock:
     """n quotes of one instant (`timestamp`, the quotes' own time) from `source` ("": the
-    runner's name). Row i is `symbols[i]`'s quote (symbols and timestamp are ASCII, as Argus's all are); the book
-    columns are n × levels, 0 to 15 levels, the same on both sides (0: quotes without a book, whose
-    empty levels are not sent)."""
+    runner's name). Row i is `symbols[i]`'s quote; symbols and timestamp are ASCII, as Argus's all
+    are. The book columns are n × levels, 0 to 15 levels, the same on both sides (0: quotes
+    without a book, whose empty levels are not sent)."""
 
     symbols: list[str]
     timestamp: str
@@ -207,7 +207,8 @@ class BlockWriter:
         tail = layout.tail
         rec["line"] = [p + tail for p in prefixes]
         rec["symbol"] = block.symbols if whole else [block.symbols[i] for i in rows]
-        rec["timestamp"] = block.timestamp
+        if block.timestamp:
+            rec["timestamp"] = block.timestamp
         rec["seq"] = seq
         rec["ts"] = ts
         for name in _SCALARS:
@@ -241,26 +242,34 @@ def _parts(block: QuoteBlock, symbol: str, widths: tuple[tuple[bytes, str], ...]
     """A quote event's MessagePack map as msgspec writes it: constant bytes and number fields."""
     levels = block.levels
     (seq_marker, seq_fmt), (ts_marker, ts_fmt), (vol_marker, vol_fmt), *book = widths
-    stamp = _packed(block.timestamp)
+    source = _packed("source") + _packed(block.source) if block.source else b""  # "" is not sent, as msgspec omits it
     parts: list[_Part] = [
-        b"\x86" + _packed("type") + _packed("quote") + _packed("quote") + bytes([0x80 + (12 if levels else 8)])
+        bytes([0x80 + (6 if source else 5)]) + _packed("type") + _packed("quote"),
+        _packed("quote") + bytes([0x80 + (12 if levels else 8)]),
     ]
     for name in ("price", "open", "high", "low", "prev_close"):
         parts += [_packed(name) + b"\xcb", _Field(name, ">f8")]
     parts += [_packed("volume") + vol_marker, _Field("volume", vol_fmt)]
     parts += [_packed("amount") + b"\xcb", _Field("amount", ">f8")]
-    parts += [_packed("timestamp") + stamp[: -len(block.timestamp)], _Field("timestamp", f"S{len(block.timestamp)}")]
+    parts += [_packed("timestamp"), *_string("timestamp", block.timestamp)]
     for side, (marker, fmt) in zip(("bid", "ask") if levels else (), book, strict=True):
         header = bytes([0x90 + levels])
         parts += [_packed(f"{side}_prices") + header, _Field(f"{side}_prices", ">f8", levels, b"\xcb")]
         parts += [_packed(f"{side}_volumes") + header, _Field(f"{side}_volumes", fmt, levels, marker)]
     parts += [
-        _packed("symbol") + _packed(symbol)[: -len(symbol)],
-        _Field("symbol", f"S{len(symbol)}"),
-        _packed("source") + _packed(block.source) + _packed("seq") + seq_marker,
+        _packed("symbol"),
+        *_string("symbol", symbol),
+        source + _packed("seq") + seq_marker,
         _Field("seq", seq_fmt),
         _packed("ts") + ts_marker,
         _Field("ts", ts_fmt),
     ]
     parts.append(b"\r\n")
     return parts
+
+
+def _string(name: str, like: str) -> list[_Part]:
+    """A string field as long as `like`: its MessagePack header, then its bytes (none when empty)."""
+    packed = _packed(like)
+    header = packed[: len(packed) - len(like)]  # fixstr, str8 or str16: whatever msgspec writes
+    return [header, _Field(name, f"S{len(like)}")] if like else [header]

@@ -61,3 +61,19 @@ def test_a_batched_step_is_the_scalar_step_to_the_tick_across_minutes_limits_and
         assert a.bars.forming(PERIODS) == b.bars.forming(PERIODS) and a.line.forming() == b.line.forming()
         assert (a.draws, a.trade_no, a.day_end) == (b.draws, b.trade_no, b.day_end)
     assert short > 0  # the books cut short at a limit were compared too
+
+
+def test_the_slots_kept_for_a_slice_follow_a_symbol_that_left_and_came_back() -> None:
+    ladders = Ladders()
+    live = LiveMarket(BEIJING, ladders)
+    a, b, c = instruments(3, ladders)
+    assert len({a.last, b.last, c.last}) == 3
+    live.join(a)
+    live.join(b)
+    pair = [a.symbol, b.symbol]
+    live.slots(pair)  # kept for the next step of the same slice
+    live.leave(a)
+    live.join(c)  # takes the slot `a` left
+    live.join(a)
+    block, _ = live.quotes(live.slots(pair), pair, "2026-12-03T10:00:00.000+08:00", False)
+    assert block.price.tolist() == [a.last, b.last]

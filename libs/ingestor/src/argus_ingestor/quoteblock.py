@@ -120,7 +120,7 @@ _Part = bytes | _Field
 class _Layout:
     """One record layout: its dtype, a record holding its constant bytes, its payload's length."""
 
-    __slots__ = ("dtype", "payload", "tail", "template")
+    __slots__ = ("dtype", "payload", "template")
 
     def __init__(self, parts: list[_Part], pub_len: int) -> None:
         fields: list[tuple[str, Any]] = []
@@ -144,8 +144,9 @@ class _Layout:
             else:
                 fields.append((part.name, part.fmt))
         self.payload = np.dtype(fields).itemsize - 2  # the CRLF after it is the last constant
-        self.tail = b"%d\r\n" % self.payload  # ends the PUB line
-        self.dtype = np.dtype([("line", f"S{pub_len + len(self.tail)}"), *fields])
+        tail = b"%d\r\n" % self.payload  # ends the PUB line after the subject's prefix
+        self.dtype = np.dtype([("pub", f"S{pub_len}"), ("_tail", f"S{len(tail)}"), *fields])
+        consts["_tail"] = tail
         template = np.zeros((), self.dtype)
         for name, value in consts.items():
             template[name] = value
@@ -204,8 +205,7 @@ class BlockWriter:
         seq = np.asarray(seqs, np.int64)
         layout = self._layout(block, take, block.symbols[rows[0]], len(prefixes[0]), seq, ts)
         rec = np.frombuffer(bytearray(layout.template * len(rows)), layout.dtype)  # a byte copy: fast
-        tail = layout.tail
-        rec["line"] = [p + tail for p in prefixes]
+        rec["pub"] = prefixes
         rec["symbol"] = block.symbols if whole else [block.symbols[i] for i in rows]
         if block.timestamp:
             rec["timestamp"] = block.timestamp

@@ -83,7 +83,10 @@ class Feed:
     def assert_one_sequence(self) -> None:
         seqs = [s for s, _ in self.quotes]
         assert all(b > a for a, b in itertools.pairwise(seqs)), f"seq went back or repeated: {seqs}"
-        jumps = [(a, b) for a, b in itertools.pairwise(seqs) if b - a > 2]
+        # Only where the publisher changes: a holder whose renewal is late past the lease's ttl
+        # (1 s, on a loaded machine) withholds meanwhile and goes on with a GAP, as designed.
+        switches = [(a, b) for a, b in itertools.pairwise(self.quotes) if a[1] != b[1]]
+        jumps = [(a, b) for a, b in switches if b[0] - a[0] > 2]
         assert not jumps, f"a switch may use up one seq (a GAP), never more: {jumps}"
 
 

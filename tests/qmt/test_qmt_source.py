@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
+from typing import Any
 
+import pytest
 from qmt_fake_xtdata import FakeXtData, bar, l2, ms, tick, timetag_tick
 from qmt_kit import DAY, Harness
 
@@ -259,3 +262,35 @@ async def test_without_xtquant_the_source_is_down_saying_how_to_install(monkeypa
         await h.until(lambda: h.ctx.errors["connect"] >= 1)
         reason = h.ctx.last()["reason"]  # type: ignore[index]
         assert reason.startswith("MiniQMT not reachable") and "pip install argus-ingestor-qmt[qmt]" in reason
+
+
+async def test_stop_returns_when_it_lands_as_a_failed_connect_completes(fake_xt: FakeXtData) -> None:
+    """stop() cancels the supervisor just as an xtdata connect fails on its thread: the cancel must
+    not be taken for the failure (3.11's wait_for returned the failure and swallowed the cancel, and
+    the supervisor went on retrying while stop() waited for it forever)."""
+    release, entered = threading.Event(), threading.Event()
+    real = fake_xt.connect
+
+    def connect(*args: Any, **kwargs: Any) -> FakeXtData:
+        entered.set()
+        release.wait(5)
+        fake_xt.running = False  # this one fails
+        return real(*args, **kwargs)
+
+    fake_xt.connect = connect  # type: ignore[method-assign]
+    h = Harness(fake_xt)
+    await h.__aenter__()
+    h.want(("quote", "000001.SZ"))
+    await asyncio.to_thread(entered.wait, 5)
+    release.set()
+    time.sleep(0.2)  # noqa: ASYNC251 - the loop held on purpose: the failure is queued before the cancel
+    stopping = asyncio.create_task(h.__aexit__(None, None, None))
+    await asyncio.wait([stopping], timeout=3)  # waits without cancelling: stop() suppresses its own cancel
+    if not stopping.done():
+        for t in h.source._tasks:  # leave nothing running behind the failure
+            t.cancel()
+        await asyncio.wait([stopping], timeout=3)
+        pytest.fail("stop() did not return: the supervisor took its cancel for a failed connect")
+    attempts = fake_xt.connect_attempts
+    await asyncio.sleep(0.5)
+    assert fake_xt.connect_attempts == attempts, "the supervisor goes on connecting after stop()"

@@ -203,7 +203,9 @@ class QmtSource(Source):
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self._executor, fn, *args)
         try:
-            return await asyncio.wait_for(fut, timeout or self.opts.call_timeout)
+            # not wait_for: 3.11's returns a call that failed as stop() cancels, and the cancel is lost
+            async with asyncio.timeout(timeout or self.opts.call_timeout):
+                return await fut
         except TimeoutError:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._new_executor()  # abandon the stuck thread

@@ -331,7 +331,8 @@ def main() -> int:
     columns = info["column_floor"] = columnfloor.measure(core=stack_core)
     print(
         f"column floor: {columns['us_per_quote_back_to_back']} µs back to back, {columns['us_per_quote_paced']} "
-        "paced (the same PUBs from numpy records, no object per quote; bench/columnfloor.py)\n"
+        "paced (the runner's block path: a step's quotes as one QuoteBlock, a seq each, the PUBs written as "
+        "numpy records with no object per quote; bench/columnfloor.py)\n"
     )
     if {"wide", "stampede"} & set(names):  # what a socket costs before Argus holds anything for it
         many = SCENARIOS["wide"].clients

@@ -61,7 +61,7 @@ class SourceHarness:
         self.source = source
         self.ctx = ctx
         self.events: list[Event] = []
-        self.batches: list[list[Event]] = []  # as yielded, for tests of what goes out together
+        self.batches: list[list[Event]] = []  # as yielded (a block as its quotes): what goes out together
         self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Any:

@@ -133,3 +133,10 @@ def test_a_block_with_float_volumes_is_refused() -> None:
     blk.volume = blk.volume.astype(np.float64)  # would be truncated into an integer field without a word
     with pytest.raises(ValueError, match="integer"):
         BlockWriter().pubs(blk, [0], [pub_prefix("quote.000001.SZ")], [1], TS)
+
+
+def test_a_block_whose_book_is_not_a_row_per_quote_is_refused() -> None:
+    blk = block(["000001.SZ", "000002.SZ"])
+    blk.bid_prices = blk.bid_prices[0]  # one row of levels for two quotes
+    with pytest.raises(ValueError, match="levels"):
+        BlockWriter().pubs(blk, [0, 1], [pub_prefix("quote.000001.SZ"), pub_prefix("quote.000002.SZ")], [1, 1], TS)

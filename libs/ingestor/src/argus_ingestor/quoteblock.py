@@ -170,8 +170,13 @@ class BlockWriter:
         buffer in the order given; with the bytes of their payloads and the longest payload."""
         if not rows:
             return b"", 0, 0
-        shape = (len(block), block.levels)
-        if not 0 <= block.levels <= MAX_LEVELS or any(getattr(block, name).shape != shape for name in _BOOK):
+        shape = block.bid_prices.shape
+        if (
+            len(shape) != 2
+            or shape[0] != len(block)
+            or shape[1] > MAX_LEVELS
+            or any(getattr(block, name).shape != shape for name in _BOOK)
+        ):
             raise ValueError(f"a block's book has 0..{MAX_LEVELS} levels, the same on both sides, a row per quote")
         if any(getattr(block, name).dtype.kind not in "iu" for name in ("volume", "bid_volumes", "ask_volumes")):
             raise ValueError("a block's volumes are integer columns")
@@ -203,7 +208,7 @@ class BlockWriter:
         whole = len(idx) == len(block) and bool((idx == np.arange(len(idx))).all())
         take: Any = slice(None) if whole else idx  # every row in order: the columns as they are
         seq = np.asarray(seqs, np.int64)
-        layout = self._layout(block, take, block.symbols[rows[0]], len(prefixes[0]), seq, ts)
+        layout = self._layout(block, block.symbols[rows[0]], len(prefixes[0]), seq, ts)
         rec = np.frombuffer(bytearray(layout.template * len(rows)), layout.dtype)  # a byte copy: fast
         rec["pub"] = prefixes
         rec["symbol"] = block.symbols if whole else [block.symbols[i] for i in rows]
@@ -222,12 +227,13 @@ class BlockWriter:
                     rec[name] = values
         return rec.tobytes(), layout.payload * len(rows), layout.payload
 
-    def _layout(self, block: QuoteBlock, take: Any, symbol: str, pub_len: int, seq: I8, ts: int) -> _Layout:
+    def _layout(self, block: QuoteBlock, symbol: str, pub_len: int, seq: I8, ts: int) -> _Layout:
+        # the whole block's volume columns: rows left out can only make a width wider, never wrong
         widths = (
             int_width(seq),
             int_width(np.array([ts], np.int64)),
-            int_width(block.volume[take]),
-            *(int_width(getattr(block, f"{side}_volumes")[take]) for side in ("bid", "ask") if block.levels),
+            int_width(block.volume),
+            *(int_width(getattr(block, f"{side}_volumes")) for side in ("bid", "ask") if block.levels),
         )
         key = (widths, block.levels, len(symbol), pub_len, block.source, len(block.timestamp))
         layout = self._layouts.get(key)

@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
 class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    INVALID_DATA = 1007
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011

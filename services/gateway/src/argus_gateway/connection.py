@@ -1,20 +1,20 @@
-"""One client: the WebSocket handshake, authentication, the read loop and command dispatch.
+"""One client after its upgrade: authentication, reading its frames, command dispatch, the close.
 
-The outbound side is the connection's `Session` (session.py); this module owns what comes in and
-when the connection ends. Every reply goes through the session, so it is bounded and ordered with
-the data like everything else.
+A `Connection` is the socket's asyncio protocol: frames are read in `data_received` as they come
+(wsreader.py), with no task or coroutine per connection. The outbound side is the connection's
+`Session` (session.py); every reply goes through it, so it is bounded and ordered with the data.
+An awaited step (a token check) pauses reading until it is done, so messages stay in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from aiohttp import WSMsgType, web
 from argus_protocol import MSGPACK, CloseCode, ErrorCode, decode_client, iso_now, now_us
 from argus_protocol.messages import (
     CLIENT_TYPES,
@@ -36,6 +36,9 @@ from .frames import PING
 from .options import delivery_options
 from .ratelimit import TokenBucket
 from .session import Session
+from .upgrade import Head, choose_protocol, negotiate_deflate, switching
+from .wsreader import BINARY, CLOSE, PONG, TEXT, Fault, FrameReader
+from .wsreader import PING as PING_OP
 
 if TYPE_CHECKING:
     from .server import Gateway
@@ -44,9 +47,12 @@ log = logging.getLogger("argus.gateway")
 
 MSGPACK_SUBPROTOCOL = "argus.v1.msgpack"
 JSON_SUBPROTOCOL = "argus.v1.json"
+CLOSE_TIMEOUT = 2.0  # seconds a client has to answer our close frame before the socket is closed
 
 # What a client can send that is not a valid message: each is INVALID_MESSAGE, never a crash.
 DECODE_ERRORS = (msgspec.MsgspecError, RecursionError, ValueError, TypeError, OverflowError)
+# Close codes a client may send (RFC 6455 §7.4): anything else in a close frame is a protocol error.
+_CLIENT_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011))
 
 
 def _decode_problem(e: BaseException) -> str:
@@ -55,16 +61,53 @@ def _decode_problem(e: BaseException) -> str:
     return f"not a valid envelope: {e}"[:300]
 
 
-class Connection:
-    __slots__ = ("bucket", "close_reason", "expiry", "gw", "heard", "ping_at", "request", "session", "ws")
+def close_frame(code: int, reason: str) -> bytes:
+    body = struct.pack("!H", code) + reason.encode()[:120]
+    return bytes((0x88, len(body))) + body
 
-    def __init__(self, gw: Gateway, request: web.Request, ws: web.WebSocketResponse, session: Session) -> None:
+
+def _pong(payload: bytes) -> bytes:
+    return bytes((0x8A, len(payload))) + payload
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "address",
+        "bucket",
+        "close_code",
+        "close_reason",
+        "closing",
+        "expiry",
+        "gw",
+        "heard",
+        "option_errors",
+        "paused",
+        "peer",
+        "phase",
+        "ping_at",
+        "reader",
+        "session",
+        "timer",
+        "transport",
+    )
+
+    def __init__(
+        self, gw: Gateway, transport: asyncio.Transport, session: Session, reader: FrameReader, peer: str, address: str
+    ) -> None:
         self.gw = gw
-        self.request = request
-        self.ws = ws
+        self.transport = transport
         self.session = session
+        self.reader = reader
+        self.peer = peer  # the TCP peer as PeerLimits counts it ("" when it does not)
+        self.address = address  # the client's address (X-Forwarded-For from a trusted proxy)
         self.expiry: asyncio.TimerHandle | None = None
-        self.close_reason = ""  # why the gateway closed it, when it did (e.g. "slow consumer")
+        self.timer: asyncio.TimerHandle | None = None  # the AUTH deadline, then the close deadline
+        self.close_reason = ""  # why the connection ended, once something decided it
+        self.close_code: int | None = None  # the close frame's code, whichever side sent it first
+        self.closing = False  # our close frame is out: only the client's close is read now
+        self.paused = False  # an awaited step is running: frames wait in the reader
+        self.phase = "open"  # "auth" while the first message must be AUTH
+        self.option_errors: list[str] = []  # told after WELCOME when the first message is AUTH
         self.heard = time.monotonic()  # the last frame of any kind from the client
         self.ping_at = 0.0  # when the last PING went out
         srv = gw.cfg.server
@@ -72,37 +115,22 @@ class Connection:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    async def serve(cls, gw: Gateway, request: web.Request) -> web.StreamResponse:
-        """aiohttp handler: refuse early, upgrade, then run the connection until it ends."""
-        cfg = gw.cfg
-        srv = cfg.server
-        origin = request.headers.get("Origin")
-        allowed = cfg.security.allowed_origins
-        if origin and "*" not in allowed and origin not in allowed:
-            gw.metrics.errors.labels(ErrorCode.FORBIDDEN).inc()
-            log.info("origin refused", extra={"origin": origin, "remote": request.remote})
-            return web.Response(status=403, text="origin not allowed\n")
-        if gw.draining:
-            return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
-        address = gw.peers.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
-        encoding = MSGPACK if request.query.get("encoding") == MSGPACK else "json"
-        ws = web.WebSocketResponse(
-            protocols=(MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL),
-            max_msg_size=srv.max_frame_bytes,
-            compress=srv.permessage_deflate,
-            heartbeat=None,  # one sweep for every connection (check_alive), not a timer per connection
-            autoping=False,  # the read loop answers pings and hears pongs
-            timeout=2.0,
-        )
-        await ws.prepare(request)
-        if ws.ws_protocol == MSGPACK_SUBPROTOCOL:
-            encoding = MSGPACK
-        options, option_errors = delivery_options(request.query)
+    def open(cls, gw: Gateway, transport: asyncio.Transport, head: Head, accept: str, peer: str, rest: bytes) -> None:
+        """Answer 101 and take the socket over (the caller refused what must be refused)."""
+        srv = gw.cfg.server
+        protocol = choose_protocol(head, (MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL))
+        bits, extensions = negotiate_deflate(head) if srv.permessage_deflate else (0, "")
+        transport.write(switching(accept, protocol, extensions))
+        encoding = MSGPACK if protocol == MSGPACK_SUBPROTOCOL or head.query.get("encoding") == MSGPACK else "json"
+        peername = transport.get_extra_info("peername")
+        remote = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        address = gw.peers.client_address(remote, head.headers.get("x-forwarded-for"))
+        options, option_errors = delivery_options(head.query)
         hub = gw.hub
         assert hub is not None
         session = Session(
             gw.next_session_id(),
-            request.transport,
+            transport,
             encoding,
             outbox_bytes=srv.outbox_bytes,
             high_water=srv.write_buffer_high,
@@ -113,81 +141,69 @@ class Connection:
             remote=address,
             batch=options.batch,
             conflate_ms=options.conflate_ms,
-            deflate_bits=int(ws.compress),  # window bits the client allows us, 0 when not negotiated
+            deflate_bits=bits,  # window bits the client allows us, 0 when not negotiated
         )
-        conn = cls(gw, request, ws, session)
+        conn = cls(gw, transport, session, FrameReader(srv.max_frame_bytes, bool(bits)), peer, "")
+        transport.set_protocol(conn)
         if len(gw.sessions) >= srv.max_connections:
             conn.error(ErrorCode.UNAVAILABLE, f"connection limit of {srv.max_connections} reached; try again later")
-            session.write_now()
-            gw.metrics.disconnects.labels("connection_limit").inc()
-            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit")
-            return ws
+            conn.close_reason = "connection_limit"
+            conn.close(CloseCode.TRY_AGAIN_LATER, "connection limit")
+            return
         if not gw.peers.admit(address):
             limit = srv.max_connections_per_ip
             conn.error(ErrorCode.UNAVAILABLE, f"limit of {limit} connections per address reached; try again later")
-            session.write_now()
-            gw.metrics.disconnects.labels("address_limit").inc()
-            await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"connection limit per address")
-            return ws
-        try:
-            await conn.run(option_errors)
-        finally:
-            gw.peers.release(address)
-        return ws
+            conn.close_reason = "address_limit"
+            conn.close(CloseCode.TRY_AGAIN_LATER, "connection limit per address")
+            return
+        conn.address = address
+        gw.register(conn)
+        conn.reader.feed(rest)
+        conn._authenticate(head, option_errors)
 
-    async def run(self, option_errors: list[str]) -> None:
-        gw, session = self.gw, self.session
-        gw.register(self)
-        reason = "client closed"
-        try:
-            grant = await self._authenticate()
-            if grant is None:
-                reason = "auth failed"
-                return
-            session.grant = grant
-            for problem in option_errors:  # after WELCOME, which states the options in force
-                self.error(ErrorCode.INVALID_MESSAGE, problem)
-            log.info(
-                "connected",
-                extra={
-                    "session": session.id,
-                    "remote": session.remote,
-                    "encoding": session.encoding,
-                    "subject": grant.subject,
-                },
-            )
-            reason = await self._read_loop()
-            reason = self.close_reason or reason
-        except Exception:
-            log.exception("session failed", extra={"session": session.id})
-            reason = "internal error"
-            self.error(ErrorCode.INTERNAL, "internal error")
-            await self.close(CloseCode.INTERNAL, "internal error")
-        finally:
-            if self.expiry is not None:
-                self.expiry.cancel()
-            gw.forget(self)
+    def connection_lost(self, exc: BaseException | None) -> None:
+        for handle in (self.timer, self.expiry):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.expiry = None
+        session, gw = self.session, self.gw
+        session.closed = True
+        if self.phase == "auth":
+            gw.awaiting_auth -= 1
+            self.phase = "open"
+        gw.peers.closed(self.peer)
+        if self.address:
+            gw.peers.release(self.address)
+        code = self.close_code
+        reason = self.close_reason or ("client closed" if code in (None, 1000, 1001) else f"closed {code}")
+        if gw.forget(self):
             log.info(
                 "disconnected",
-                extra={
-                    "session": session.id,
-                    "remote": session.remote,
-                    "reason": reason,
-                    "close_code": self.ws.close_code,
-                },
+                extra={"session": session.id, "remote": session.remote, "reason": reason, "close_code": code},
             )
-            gw.metrics.disconnects.labels(reason).inc()
+        gw.metrics.disconnects.labels(reason).inc()
+        self.reader.buf = bytearray()
 
-    async def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str) -> None:
+        """Send what is queued, then the close frame; the socket closes when the client answers it
+        or after CLOSE_TIMEOUT. No drain: a client that stopped reading would hold us forever, and
+        the socket still sends what is buffered, then the close frame, as the client reads."""
         session = self.session
-        session.write_now()
-        session.closed = True
-        ws = self.ws
-        if not ws.closed:
-            with contextlib.suppress(Exception):
-                # No drain: a client that stopped reading would hold us forever; the socket
-                # still sends what is buffered, then the close frame, as the client reads.
-                await ws.close(code=code, message=reason.encode()[:120], drain=False)
+        if not session.closed:
+            session.write_now()
+            session.closed = True
+        if self.closing:
+            return
+        self.closing = True
+        if self.close_code is None:
+            self.close_code = code
+        t = self.transport
+        if t.is_closing():
+            return
+        t.write(close_frame(code, reason))
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, t.close)
 
     def check_alive(self, now: float, interval: float) -> None:
         """The gateway's ping sweep, every `interval / 2`: silent for `interval`, the client gets
@@ -196,7 +212,7 @@ class Connection:
             if self.close_reason or self.session.closed:
                 return
             self.close_reason = "ping timeout"
-            self.gw.spawn(self.close(CloseCode.POLICY, f"no pong within {interval / 2:g} s"))
+            self.close(CloseCode.POLICY, f"no pong within {interval / 2:g} s")
         elif now - self.heard >= interval:
             self.ping_at = now
             self.session.push_frame(PING)
@@ -248,67 +264,109 @@ class Connection:
         )
 
     # ------------------------------------------------------------------ authentication
-    async def _authenticate(self) -> Grant | None:
+    def _authenticate(self, head: Head, option_errors: list[str]) -> None:
         gw = self.gw
         sec = gw.cfg.security
         if not sec.enable_auth:
             self._welcome(False)
-            return OPEN
-        headers = self.request.headers
-        header = headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else self.request.query.get("token", "")
+            self._connected(OPEN, option_errors)
+            self._read()
+            return
+        header = head.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else head.query.get("token", "")
         if token:
-            try:
-                grant = await gw.auth.check(token)
-            except AuthError as e:
-                await self._refuse(str(e))
-                return None
-            self._welcome(True)
-            self._arm_expiry(grant)
-            return grant
+            self._await(self._check_first(token, option_errors))
+            return
         if gw.awaiting_auth >= sec.max_unauthenticated:
             gw.metrics.refused.labels("unauthenticated").inc()
             self.error(ErrorCode.UNAVAILABLE, "too many connections are waiting to authenticate; try again later")
-            await self.close(CloseCode.TRY_AGAIN_LATER, "too many unauthenticated")
-            return None
+            self.close_reason = "auth failed"
+            self.close(CloseCode.TRY_AGAIN_LATER, "too many unauthenticated")
+            return
         self._welcome(True)
         # No token on the handshake: the first message must be AUTH, within auth_timeout.
         gw.awaiting_auth += 1
+        self.phase = "auth"
+        self.timer = asyncio.get_running_loop().call_later(
+            sec.auth_timeout, self._refuse, f"no AUTH within {sec.auth_timeout:g}s"
+        )
+        self.option_errors = option_errors
+        self._read()
+
+    async def _check_first(self, token: str, option_errors: list[str]) -> None:
         try:
-            msg = await self.ws.receive(timeout=sec.auth_timeout)
-        except TimeoutError:
-            await self._refuse(f"no AUTH within {sec.auth_timeout:g}s")
-            return None
-        finally:
-            gw.awaiting_auth -= 1
-        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            return None
-        if len(msg.data) > gw.cfg.server.max_message_bytes:
-            await self._refuse("first message must be AUTH with a token")
-            return None
+            grant = await self.gw.auth.check(token)
+        except AuthError as e:
+            self._refuse(str(e))
+            return
+        self._welcome(True)
+        self._connected(grant, option_errors)
+
+    def _first_message(self, payload: bytes, opcode: int) -> None:
+        """While `phase` is "auth": the message must be AUTH with a token."""
+        gw = self.gw
+        gw.awaiting_auth -= 1
+        self.phase = "open"
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if len(payload) > gw.cfg.server.max_message_bytes:
+            self._refuse("first message must be AUTH with a token")
+            return
         try:
-            env = decode_client(msg.data, MSGPACK if msg.type == WSMsgType.BINARY else "json")
+            env = decode_client(payload, MSGPACK if opcode == BINARY else "json")
             if env.type != "AUTH":
                 raise AuthError("first message must be AUTH")
             req = msgspec.convert(env.data, Auth)
-            grant = await gw.auth.check(req.token)
         except AuthError as e:
-            await self._refuse(str(e))
-            return None
+            self._refuse(str(e))
+            return
         except DECODE_ERRORS:
-            await self._refuse("first message must be AUTH with a token")
-            return None
+            self._refuse("first message must be AUTH with a token")
+            return
+        self._await(self._check_auth_message(req, env))
+
+    async def _check_auth_message(self, req: Auth, env: ClientEnvelope) -> None:
+        try:
+            grant = await self.gw.auth.check(req.token)
+        except AuthError as e:
+            self._refuse(str(e))
+            return
+        self._authenticated(grant, env.id)
+        self._connected(grant, self.option_errors)
+        self.option_errors = []
+
+    def _connected(self, grant: Grant, option_errors: list[str]) -> None:
+        session = self.session
+        session.grant = grant
         self._arm_expiry(grant)
+        for problem in option_errors:  # after WELCOME, which states the options in force
+            self.error(ErrorCode.INVALID_MESSAGE, problem)
+        log.info(
+            "connected",
+            extra={
+                "session": session.id,
+                "remote": session.remote,
+                "encoding": session.encoding,
+                "subject": grant.subject,
+            },
+        )
+
+    def _authenticated(self, grant: Grant, req_id: str | int | None) -> None:
         self.session.send(
             Envelope(
-                "AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id
+                "AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), req_id
             )
         )
-        return grant
 
-    async def _refuse(self, why: str) -> None:
+    def _refuse(self, why: str) -> None:
+        if self.phase == "auth":  # the AUTH deadline passed
+            self.gw.awaiting_auth -= 1
+            self.phase = "open"
+            self.timer = None
         self.error(ErrorCode.UNAUTHORIZED, why)
-        await self.close(CloseCode.POLICY, "unauthorized")
+        self.close_reason = self.close_reason or "auth failed"
+        self.close(CloseCode.POLICY, "unauthorized")
 
     def _arm_expiry(self, grant: Grant) -> None:
         """The session ends when its newest token does (`exp` plus the configured leeway)."""
@@ -324,80 +382,139 @@ class Connection:
         self.expiry = None
         if not self.session.closed and self.session.grant is grant:
             self.error(ErrorCode.UNAUTHORIZED, "token expired")
-            self.gw.spawn(self.close(CloseCode.POLICY, "token expired"))
+            self.close(CloseCode.POLICY, "token expired")
+
+    def _await(self, step: Any) -> None:
+        """Run an awaited step with reading paused, then read on: what the client sent meanwhile
+        waits in the reader (and the kernel), so messages are handled in the order they came."""
+        self.paused = True
+        self.transport.pause_reading()
+        self.gw.spawn(self._then_read(step))
+
+    async def _then_read(self, step: Any) -> None:
+        try:
+            await step
+        except Exception:
+            log.exception("session failed", extra={"session": self.session.id})
+            self._internal_error()
+        self.paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._read()
 
     # ------------------------------------------------------------------ reading
-    async def _read_loop(self) -> str:
-        gw, ws = self.gw, self.ws
-        srv = gw.cfg.server
-        received = gw.metrics.messages_received
-        # An oversized message costs as much as the largest request (it is refused unread, but its
-        # bytes were read); every other message one token, a request more per stream it names.
-        oversize_cost = 1 + srv.max_items_per_request // srv.rate_limit_items_per_token
-        while True:  # receive(), not `async for`: one coroutine frame less held per connection
-            msg = await ws.receive()
-            self.heard = time.monotonic()
-            if msg.type == WSMsgType.PING:
-                await ws.pong(msg.data)
-                continue
-            if msg.type == WSMsgType.PONG:
-                continue
-            if msg.type == WSMsgType.TEXT:
-                text: str = msg.data
-                data: str | bytes = text
-                size = len(text) if len(text) * 4 <= srv.max_message_bytes else len(text.encode())
-                encoding = "json"
-            elif msg.type == WSMsgType.BINARY:
-                data = msg.data
-                size = len(data)
-                encoding = MSGPACK
-            elif msg.type == WSMsgType.ERROR:
-                return f"protocol error: {ws.exception()!r}"[:120]
-            else:
-                break
-            received.inc()
-            if size > srv.max_message_bytes:
-                if not self.bucket.take(oversize_cost):
-                    if await self._rate_limited():
-                        return "rate limited"
-                    continue
-                self.error(ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds {srv.max_message_bytes}")
-                continue
-            if not self.bucket.take():
-                if await self._rate_limited():
-                    return "rate limited"
-                continue
-            if await self._dispatch(data, encoding):
-                return "rate limited"
-        return (
-            "client closed"
-            if ws.close_code in (None, CloseCode.NORMAL, CloseCode.GOING_AWAY)
-            else f"closed {ws.close_code}"
-        )
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        if not self.paused:
+            self._read()
 
-    async def _rate_limited(self) -> bool:
-        """A message refused for its cost: RATE_LIMITED now and then; True when this closed the connection."""
+    def _read(self) -> None:
+        reader = self.reader
+        while not self.paused:
+            try:
+                frame = reader.next()
+            except Fault as f:
+                self._fault(f)
+                return
+            if frame is None:
+                return
+            self.heard = time.monotonic()
+            opcode, payload = frame
+            if opcode == PING_OP:
+                if not self.closing:
+                    self.transport.write(_pong(payload))
+            elif opcode == CLOSE:
+                self._closed_by_client(payload)
+                return
+            elif opcode != PONG and not self.closing:
+                try:
+                    self._message(opcode, payload)
+                except Fault as f:
+                    self._fault(f)
+                    return
+                except Exception:
+                    log.exception("session failed", extra={"session": self.session.id})
+                    self._internal_error()
+                    return
+
+    def _fault(self, f: Fault) -> None:
+        self.close_reason = self.close_reason or f"protocol error: {f.why}"[:120]
+        self.close(f.code, f.why[:120])
+        self.reader.buf = bytearray()  # nothing after a broken frame can be read
+
+    def _internal_error(self) -> None:
+        self.close_reason = "internal error"
+        self.error(ErrorCode.INTERNAL, "internal error")
+        self.close(CloseCode.INTERNAL, "internal error")
+
+    def _closed_by_client(self, payload: bytes) -> None:
+        """The client's close frame: answered with its code unless we closed first, then the socket closes."""
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        valid = len(payload) != 1 and (code is None or code in _CLIENT_CODES or 3000 <= code <= 4999)
+        if valid:
+            try:
+                payload[2:].decode()
+            except UnicodeDecodeError:
+                valid = False
+        if self.close_code is None:
+            self.close_code = code if valid else CloseCode.PROTOCOL_ERROR
+        if not self.closing:
+            self.closing = True
+            self.session.closed = True
+            answer = (code or CloseCode.NORMAL) if valid else CloseCode.PROTOCOL_ERROR
+            self.transport.write(close_frame(answer, "" if valid else "malformed close frame"))
+        self.transport.close()
+
+    def _message(self, opcode: int, payload: bytes) -> None:
+        if self.phase == "auth":
+            self._first_message(payload, opcode)
+            return
+        gw = self.gw
+        srv = gw.cfg.server
+        gw.metrics.messages_received.inc()
+        size = len(payload)
+        if size > srv.max_message_bytes:
+            # An oversized message costs as much as the largest request (it is refused unread, but
+            # its bytes were read); every other message one token, a request more per stream it names.
+            if not self.bucket.take(1 + srv.max_items_per_request // srv.rate_limit_items_per_token):
+                self._rate_limited()
+                return
+            self.error(ErrorCode.MESSAGE_TOO_LARGE, f"message of {size} bytes exceeds {srv.max_message_bytes}")
+            return
+        data: str | bytes = payload
+        if opcode == TEXT:
+            try:
+                data = payload.decode()
+            except UnicodeDecodeError:
+                raise Fault(CloseCode.INVALID_DATA, "text message is not UTF-8") from None
+        if not self.bucket.take():
+            self._rate_limited()
+            return
+        self._dispatch(data, "json" if opcode == TEXT else MSGPACK)
+
+    def _rate_limited(self) -> None:
+        """A message refused for its cost: RATE_LIMITED now and then, closed after repeated strikes."""
         srv = self.gw.cfg.server
         strikes = self.bucket.strike()
         if strikes >= srv.rate_limit_strikes:
             self.error(ErrorCode.RATE_LIMITED, "message rate limit repeatedly exceeded; closing")
-            await self.close(CloseCode.POLICY, "rate limit")
-            return True
+            self.close_reason = "rate limited"
+            self.close(CloseCode.POLICY, "rate limit")
+            return
         if strikes == 1 or strikes % 10 == 0:
             self.error(ErrorCode.RATE_LIMITED, f"more than {srv.max_messages_per_second:g} messages/s; message dropped")
-        return False
 
-    async def _dispatch(self, data: str | bytes, encoding: str) -> bool:
-        """Decode and run one message; True when it closed the connection (rate limit)."""
+    def _dispatch(self, data: str | bytes, encoding: str) -> None:
+        """Decode and run one message."""
         try:
             env = decode_client(data, encoding)
         except DECODE_ERRORS as e:
             self.error(ErrorCode.INVALID_MESSAGE, _decode_problem(e))
-            return False
+            return
         kind = env.type
         if kind not in KNOWN_CLIENT_TYPES:
             self.error(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", env.id)
-            return False
+            return
         req: Any = None
         if kind in CLIENT_TYPES:
             try:
@@ -405,7 +522,7 @@ class Connection:
             except DECODE_ERRORS as e:
                 problem = "nested too deeply" if isinstance(e, RecursionError) else str(e)
                 self.error(ErrorCode.INVALID_MESSAGE, f"bad {kind}: {problem}"[:300], env.id)
-                return False
+                return
         commands = self.gw.commands
         assert commands is not None
         session = self.session
@@ -415,14 +532,15 @@ class Connection:
             limit = srv.max_items_per_request
             extra = min(items, limit) // srv.rate_limit_items_per_token
             if extra and not self.bucket.take(extra):
-                return await self._rate_limited()
+                self._rate_limited()
+                return
             if items > limit:
                 self.error(
                     ErrorCode.INVALID_MESSAGE,
                     f"{kind} names {items} streams or entries; at most {limit} per request",
                     env.id,
                 )
-                return False
+                return
         if kind == "SUBSCRIBE":
             commands.subscribe(session, req, env)
         elif kind == "UNSUBSCRIBE":
@@ -434,8 +552,7 @@ class Connection:
                 Envelope("HEARTBEAT", ServerHeartbeat(timestamp=iso_now(), server_time_us=now_us()), iso_now(), env.id)
             )
         elif kind == "AUTH":
-            await self._reauth(req, env)
-        return False
+            self._await(self._reauth(req, env))
 
     async def _reauth(self, req: Auth, env: ClientEnvelope) -> None:
         """A new token mid-session: its grant replaces the old one for every held stream, and its
@@ -444,15 +561,11 @@ class Connection:
         try:
             grant = await gw.auth.check(req.token) if gw.cfg.security.enable_auth else OPEN
         except AuthError as e:
-            await self._refuse(str(e))
+            self._refuse(str(e))
             return
         if self.session.closed:
             return
         self._arm_expiry(grant)
-        self.session.send(
-            Envelope(
-                "AUTHENTICATED", Authenticated(subject=grant.subject, expires_at=grant.expires_at), iso_now(), env.id
-            )
-        )
+        self._authenticated(grant, env.id)
         assert gw.commands is not None
         gw.commands.regrant(self.session, grant, env.id)

@@ -71,47 +71,53 @@ class PeerLimits:
         return _address(hops[0]) or peer
 
     # ---------------------------------------------------------------- TCP connections
-    def attach(self, server: web.Server) -> None:
-        """Count every accepted connection of the listener's server by peer address.
-
-        aiohttp's `Server` is told of each connection (`connection_made`/`connection_lost`) before any
-        byte is read; wrapping those two calls is the one place to see a connection that never
-        finishes its request headers."""
+    def accepted(self, transport: asyncio.Transport) -> str | None:
+        """Count an accepted connection by peer address before a byte is read: the address to
+        hand back to `closed` ("" when it is not counted), or None when it was refused (429)."""
         if self.max_per_ip <= 0:
-            return
-        made, lost = server.connection_made, server.connection_lost
-
-        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
-            made(handler, transport)
-            self._accepted(handler, transport)
-
-        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
-            address = self._by_handler.pop(handler, None)
-            if address is not None:
-                left = self._open[address] - 1
-                if left:
-                    self._open[address] = left
-                else:
-                    del self._open[address]
-            lost(handler, exc)
-
-        server.connection_made = connection_made  # type: ignore[method-assign]
-        server.connection_lost = connection_lost  # type: ignore[method-assign]
-
-    def _accepted(self, handler: Any, transport: asyncio.Transport) -> None:
+            return ""
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         if not address or self.is_trusted(address):
-            return
+            return ""
         n = self._open.get(address, 0)
         if n >= self.max_per_ip:
             self.metrics.refused.labels("per_ip").inc()
             log.info("connection refused", extra={"remote": address, "why": "per_ip", "limit": self.max_per_ip})
             transport.write(REFUSAL)
             transport.close()
-            return
+            return None
         self._open[address] = n + 1
-        self._by_handler[handler] = address
+        return address
+
+    def closed(self, address: str) -> None:
+        if not address:
+            return
+        left = self._open[address] - 1
+        if left:
+            self._open[address] = left
+        else:
+            del self._open[address]
+
+    def attach(self, server: web.Server) -> None:
+        """Count the connections the listener hands to aiohttp's server (listener.py), as it is
+        told of each one (`connection_made`/`connection_lost`)."""
+        if self.max_per_ip <= 0:
+            return
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            address = self.accepted(transport)
+            if address:
+                self._by_handler[handler] = address
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            self.closed(self._by_handler.pop(handler, ""))
+            lost(handler, exc)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
 
     # ---------------------------------------------------------------- sessions
     def admit(self, address: str) -> bool:

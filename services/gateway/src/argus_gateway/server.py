@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -30,10 +29,11 @@ from .announce import DemandAnnouncer
 from .auth import Authenticator
 from .board import add_board_routes
 from .commands import Commands
-from .connection import Connection
+from .connection import CLOSE_TIMEOUT, Connection
 from .fanout import Hub
 from .frames import ws_frame
 from .httpapi import HttpApi
+from .listener import Opening
 from .metrics import GatewayMetrics
 from .peers import PeerLimits
 from .recall import Recall
@@ -43,6 +43,12 @@ from .sources import SourceTracker, status_envelope
 from .topic import Topic
 
 log = logging.getLogger("argus.gateway")
+
+
+async def _upgrade_required(request: web.Request) -> web.Response:
+    return web.Response(
+        status=426, text="this is the WebSocket endpoint: ask for an upgrade\n", headers={"Upgrade": "websocket"}
+    )
 
 
 def default_gateway_id() -> str:
@@ -70,6 +76,7 @@ class Gateway:
         self._nats_lost_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self.port = 0
         self._n = 0
         self._background = Background()
@@ -145,20 +152,20 @@ class Gateway:
     async def _listen(self) -> None:
         cfg = self.cfg
 
-        # A partial, not a wrapping coroutine: each live connection holds one coroutine frame less
-        handle = functools.partial(Connection.serve, self)
         app = web.Application()
-        app.router.add_get("/", handle)
-        app.router.add_get("/ws", handle)
+        # Upgrades to these are answered by the listener (listener.py); a plain GET is told so.
+        app.router.add_get("/", _upgrade_required)
+        app.router.add_get("/ws", _upgrade_required)
         add_board_routes(app)  # the quote board's static files (board/)
         # --- HTTP API: /v1/bars, /v1/ticks, /v1/trades, /v1/snapshot, /v1/calendar, /v1/openapi.json (httpapi.py)
         assert self.nc is not None and self._store is not None
         await self.http.start(self.nc, self._store)
         self.http.register(app.router)
         # --- end HTTP API
-        # -- listener limits (README "Security"): aiohttp's keep-alive timer also runs from accept
-        # until the first request's headers are complete, so it is the header deadline too; every
-        # accepted connection is counted per peer address before a byte is read.
+        # -- listener limits (README "Security"): the listener closes a socket whose first request
+        # is not complete within handshake_timeout, and aiohttp's keep-alive timer (the same value)
+        # an idle one after it; every accepted connection is counted per peer address before a
+        # byte is read.
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -174,9 +181,11 @@ class Gateway:
         if cfg.security.tls_cert:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(cfg.security.tls_cert, cfg.security.tls_key or None)
-        site = web.TCPSite(self._runner, cfg.server.host, cfg.server.port, ssl_context=ssl_ctx, backlog=4096)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
+        http = self._runner.server
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: Opening(self, http), cfg.server.host, cfg.server.port, ssl=ssl_ctx, backlog=4096
+        )
+        sockets = self._listener.sockets
         self.port = sockets[0].getsockname()[1] if sockets else cfg.server.port
         log.info(
             "gateway listening",
@@ -219,10 +228,11 @@ class Gateway:
             deadline = time.monotonic() + self.cfg.server.drain_seconds
             while self.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polls two conditions
                 await asyncio.sleep(0.05)
-            await asyncio.gather(
-                *(c.close(CloseCode.RESTART, "service restart") for c in list(self.sessions.values())),
-                return_exceptions=True,
-            )
+            for c in list(self.sessions.values()):
+                c.close(CloseCode.RESTART, "service restart")
+            deadline = time.monotonic() + CLOSE_TIMEOUT + 0.5  # each closes as its client answers
+            while self.sessions and time.monotonic() < deadline:  # noqa: ASYNC110 - polls two conditions
+                await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self.announcer is not None:
@@ -233,6 +243,10 @@ class Gateway:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self._listener is not None:
+            self._listener.close()
+        for conn in list(self.sessions.values()):
+            conn.transport.abort()  # whatever drain left open: exit now, not when clients answer
         if self._runner is not None:
             await self._runner.cleanup()
         await self.http.close()  # HTTP API
@@ -255,12 +269,14 @@ class Gateway:
         self.metrics.connections_total.inc()
         self.metrics.active_connections.set(len(self.sessions))
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: Connection) -> bool:
+        """Drop a connection that ended; False when it was never registered (refused at its limit)."""
         if self.sessions.pop(conn.session, None) is None:
-            return
+            return False
         if self.hub is not None:
             self.hub.detach(conn.session)
         self.metrics.active_connections.set(len(self.sessions))
+        return True
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._background.spawn(coro)
@@ -279,7 +295,7 @@ class Gateway:
         conn.error(ErrorCode.SLOW_CONSUMER, f"outbox exceeded {session.outbox_bytes} bytes; closing")
         session.write_now()
         session.closed = True  # nothing more queues for it
-        self.spawn(conn.close(CloseCode.SLOW_CONSUMER, "slow consumer"))
+        conn.close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     # ------------------------------------------------------------------ status and heartbeats
     async def _on_status(self, msg: Any) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from aiohttp import web
 from argus_gateway import __main__ as gateway_main
 from argus_gateway import fanout, server, session
 from argus_gateway.dataframe import EventFrames
@@ -131,19 +131,25 @@ def unchunked_flush() -> None:
 
 
 def timer_per_connection() -> None:
-    """aiohttp's heartbeat (a ping timer and a pong timer per connection, pings answered inside
-    `receive()`) instead of the gateway's one ping sweep over every connection."""
-    base = web.WebSocketResponse
+    """A ping timer per connection (aiohttp's heartbeat kept two) instead of the gateway's one ping
+    sweep over every connection: each registered connection re-arms its own `call_later`."""
+    register = server.Gateway.register
 
-    class Timed(base):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.update(heartbeat=30.0, autoping=True)  # the default heartbeat_interval, which the bench keeps
-            super().__init__(*args, **kwargs)
+    def tick(conn: Any, interval: float) -> None:
+        if conn.transport.is_closing():
+            return
+        conn.check_alive(time.monotonic(), interval)
+        asyncio.get_running_loop().call_later(interval / 2, tick, conn, interval)
+
+    def timed(self: server.Gateway, conn: Any) -> None:
+        register(self, conn)
+        interval = self.cfg.server.heartbeat_interval
+        asyncio.get_running_loop().call_later(interval / 2, tick, conn, interval)
 
     async def no_sweep(self: server.Gateway) -> None:
         await asyncio.Event().wait()
 
-    web.WebSocketResponse = Timed  # type: ignore[misc]
+    server.Gateway.register = timed  # type: ignore[method-assign]
     server.Gateway._ping_sweep = no_sweep  # type: ignore[method-assign]
 
 
